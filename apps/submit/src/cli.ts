@@ -1,1 +1,98 @@
-console.log("submit: not implemented yet");
+import { Command, InvalidArgumentError } from "commander";
+import { SubmitError } from "./errors.js";
+import { runSubmit } from "./pipeline.js";
+import { findWorkspaceRoot } from "./workspace.js";
+
+const startedAt = performance.now();
+
+function seconds(value: string): number {
+  const n = Number(value);
+  if (!Number.isFinite(n) || n <= 0) throw new InvalidArgumentError("expected a positive number of seconds");
+  return n;
+}
+
+function program(): Command {
+  return new Command()
+    .name("submit")
+    .description(
+      "Merge LoRA experts into one model and answer a competition CSV.\n" +
+        "Relative paths resolve against the workspace root (the folder with pnpm-workspace.yaml).",
+    )
+    .option("-c, --config <file>", "config file, JSON or YAML (default: configs/embedded.yaml)")
+    .option("-m, --method <name>", "merge method from @merge/strategies (default: the config's, else osm)")
+    .option("--data <file>", "competition CSV to answer (default: the config's, data/test.csv)")
+    .option("--out <file>", "predictions CSV to write (default: the config's, output/test.csv)")
+    .option("--budget <seconds>", "wall-clock budget for merge + evaluation (default 3600)", seconds)
+    .option("--merge-only", "merge and save the adapter, answer nothing (needs --save-adapter)")
+    .option("--save-adapter <dir>", "with --merge-only: write the merged model as a PEFT LoRA adapter")
+    .option(
+      "--eval-labelled <files...>",
+      "labelled CSVs (with a target column) to answer and score; replaces --data unless it is given",
+    )
+    .option("--skip-bad-rows", "warn about invalid CSV rows and answer them with placeholders")
+    .option("--no-progress", "no progress output")
+    .addHelpText(
+      "after",
+      "\nExit status: 0 done; 1 error; 3 the time budget cut rows (the CSV is still complete).\n" +
+        "Example: pnpm --filter submit start -- --config configs/mistral-7b.yaml --budget 3000",
+    );
+}
+
+async function main(argv: string[]): Promise<number> {
+  // `pnpm start -- --flag` may pass the separator through; commander would then treat every
+  // following flag as an operand.
+  const args = argv[0] === "--" ? argv.slice(1) : argv;
+  const cmd = program();
+  cmd.parse(args, { from: "user" });
+  const o = cmd.opts<{
+    config?: string;
+    method?: string;
+    data?: string;
+    out?: string;
+    budget?: number;
+    mergeOnly?: boolean;
+    saveAdapter?: string;
+    evalLabelled?: string[];
+    skipBadRows?: boolean;
+    progress: boolean;
+  }>();
+  const outcome = await runSubmit({
+    root: findWorkspaceRoot(),
+    ...(o.config !== undefined ? { configFile: o.config } : {}),
+    ...(o.method !== undefined ? { method: o.method } : {}),
+    ...(o.data !== undefined ? { data: o.data } : {}),
+    ...(o.out !== undefined ? { out: o.out } : {}),
+    ...(o.budget !== undefined ? { budgetSeconds: o.budget } : {}),
+    ...(o.evalLabelled !== undefined ? { evalLabelled: o.evalLabelled } : {}),
+    mergeOnly: o.mergeOnly ?? false,
+    ...(o.saveAdapter !== undefined ? { saveAdapter: o.saveAdapter } : {}),
+    skipBadRows: o.skipBadRows ?? false,
+    progress: o.progress,
+    startedAt,
+  });
+  process.stderr.write(`${outcome.exitCode === 0 ? "" : "error: "}${outcome.message}\n`);
+  return outcome.exitCode;
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (err: unknown) => {
+    process.exitCode = err instanceof SubmitError ? err.exitCode : 1;
+    const bug =
+      !(err instanceof Error) ||
+      err instanceof TypeError ||
+      err instanceof RangeError ||
+      err instanceof ReferenceError;
+    if (bug || process.env.MERGE_DEBUG) {
+      // A programming error, not bad input: the stack is what helps.
+      process.stderr.write(`error: unexpected failure\n${err instanceof Error ? err.stack : String(err)}\n`);
+    } else {
+      // Typed errors (SubmitError, CsvValidationError, SafetensorsError, …) name the file,
+      // tensor or row and what was expected; the message is the report.
+      const prefix = err instanceof SubmitError || err.name === "Error" ? "" : `${err.name}: `;
+      process.stderr.write(`error: ${prefix}${err.message}\n`);
+    }
+  },
+);

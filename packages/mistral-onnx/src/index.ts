@@ -1,1 +1,18 @@
-export {};
+export { type BuildOnnxModelOptions, buildOnnxModel, ONNX_DATA_FILE, ONNX_FILE } from "./build.js";
+export { type Architecture, type MistralConfig, parseMistralConfig, readMistralConfig } from "./config.js";
+export { checkDelta, type DeltaSource, foldDelta, type WeightDelta } from "./deltas.js";
+export { MistralOnnxError } from "./errors.js";
+export { IO, type ModelDtype } from "./graph.js";
+export type { KvCache } from "./kv-cache.js";
+export {
+  type ContinuationScore,
+  type ExecutionProvider,
+  type ForwardResult,
+  type ForwardStep,
+  type GenerateOptions,
+  leftPad,
+  MistralRunner,
+  type MistralRunnerOptions,
+} from "./runner.js";
+export { continuationTokens } from "./scoring.js";
+export { Tokenizer } from "./tokenizer.js";

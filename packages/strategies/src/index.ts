@@ -1,1 +1,19 @@
-export {};
+export type { MergeContext, MergeResult, ModuleMergeInput, StrategyDefinition } from "./types.js";
+export { StrategyError } from "./types.js";
+export { DEFAULT_STRATEGY, getStrategy, listStrategies } from "./registry.js";
+export { type Choices, defineStrategy, resolveHyper } from "./hyper.js";
+export { type DropMaskSource, fixedDropMasks, seededDropMasks } from "./drop-mask.js";
+export { type ElementwiseSpec, mergeElementwise } from "./elementwise.js";
+export { type LowRankMergeResult, type ToLowRankOptions, toLowRank } from "./to-low-rank.js";
+export {
+  type DareHyper,
+  type DareLinearHyper,
+  type DareTiesHyper,
+  mergeDare,
+  mergeDareLinear,
+  mergeDareTies,
+  type TiesHyper,
+} from "./methods/sparse.js";
+export { type KnotsHyper, knotsBasis, mergeKnots } from "./methods/knots.js";
+export { mergeOsm, type OsmAnalysis, type OsmHyper, osmAnalyse } from "./methods/osm.js";
+export { withSvdTruncation } from "./methods/svd-variants.js";

@@ -1,0 +1,52 @@
+import { createHash } from "node:crypto";
+import { existsSync } from "node:fs";
+import { mkdir, rename, rm, writeFile } from "node:fs/promises";
+import { dirname, join } from "node:path";
+
+/** Stable JSON: object keys sorted, so equal settings hash equally. */
+export function canonicalJson(value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(",")}]`;
+  if (value !== null && typeof value === "object") {
+    const entries = Object.entries(value as Record<string, unknown>)
+      .filter(([, v]) => v !== undefined)
+      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+    return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${canonicalJson(v)}`).join(",")}}`;
+  }
+  return JSON.stringify(value);
+}
+
+/** A short hex key of everything that decides the built model's bytes. */
+export function cacheKey(parts: unknown): string {
+  return createHash("sha256").update(canonicalJson(parts)).digest("hex").slice(0, 20);
+}
+
+const DONE_MARKER = "build-complete.json";
+
+/** A finished build in `dir` (the marker is written last, after the rename). */
+export function isCachedBuild(dir: string): boolean {
+  return existsSync(join(dir, DONE_MARKER)) && existsSync(join(dir, "model.onnx"));
+}
+
+/**
+ * Builds into a temporary sibling folder and renames it into place when done, so a killed
+ * build never leaves a folder that looks finished.
+ */
+export async function buildIntoCache(
+  dir: string,
+  key: unknown,
+  build: (tmpDir: string) => Promise<void>,
+): Promise<void> {
+  await mkdir(dirname(dir), { recursive: true });
+  const tmp = `${dir}.tmp-${process.pid}`;
+  await rm(tmp, { recursive: true, force: true });
+  await mkdir(tmp, { recursive: true });
+  try {
+    await build(tmp);
+    await writeFile(join(tmp, DONE_MARKER), `${JSON.stringify(key, null, 2)}\n`);
+    await rm(dir, { recursive: true, force: true });
+    await rename(tmp, dir);
+  } catch (err) {
+    await rm(tmp, { recursive: true, force: true });
+    throw err;
+  }
+}

@@ -1,0 +1,401 @@
+import { existsSync } from "node:fs";
+import { basename, dirname, join } from "node:path";
+import {
+  type CompetitionDataset,
+  type EvaluationResult,
+  type TaskMetrics,
+  computeTaskMetrics,
+  evaluateDataset,
+  metricsMarkdown,
+  readCompetitionCsv,
+  writeFileAtomic,
+  writePredictionsCsv,
+} from "@merge/eval";
+import { MistralRunner, buildOnnxModel } from "@merge/mistral-onnx";
+import { PeftAdapter, SafetensorsCheckpoint } from "@merge/tensor-io";
+import { buildIntoCache, cacheKey, isCachedBuild } from "./cache.js";
+import { DEFAULT_CONFIG, type SubmitConfig, loadConfig } from "./config.js";
+import { EXIT_BUDGET_CUT, SubmitError } from "./errors.js";
+import { type LoadedExpert, type MergeStats, planMerge, streamingMergeSource } from "./merge.js";
+import { PhaseTimer, formatPhaseTable, processPeakRssMiB } from "./phases.js";
+import { saveMergedAdapter } from "./save-adapter.js";
+import { type ModelSource, expandExpertSpecs, resolveModelSource } from "./sources.js";
+import { resolveStrategy } from "./strategy.js";
+import { resolveFrom } from "./workspace.js";
+
+export interface SubmitOptions {
+  /** Workspace root: relative paths (flags and config) resolve against it. */
+  root: string;
+  /** Config file; default configs/embedded.yaml under the root, else the built-in default. */
+  configFile?: string;
+  method?: string;
+  data?: string;
+  out?: string;
+  budgetSeconds?: number;
+  mergeOnly?: boolean;
+  saveAdapter?: string;
+  evalLabelled?: string[];
+  skipBadRows?: boolean;
+  /** Progress bars (they also need a TTY). */
+  progress?: boolean;
+  /** Where messages go (default: stderr). */
+  log?: (message: string) => void;
+  /** When the run began, ms on performance.now(); the budget counts from here. */
+  startedAt?: number;
+}
+
+export interface OutputSummary {
+  data: string;
+  out: string;
+  rows: number;
+  answeredByModel: number;
+  cutByBudget: number;
+  placeholders: number;
+  emptyGenerations: number;
+}
+
+export interface RunReport {
+  configFile: string | null;
+  config: SubmitConfig;
+  base: Omit<ModelSource, "fingerprint">;
+  experts: Array<Omit<ModelSource, "fingerprint">>;
+  method: string;
+  hyperparameters: Record<string, unknown>;
+  modulesMerged: number;
+  cache: { dir: string; key: string; hit: boolean } | null;
+  savedAdapter: string | null;
+  phases: PhaseTimer["phases"];
+  processPeakRssMiB: number;
+  budgetSeconds: number;
+  totalSeconds: number;
+  outputs: OutputSummary[];
+  metrics: TaskMetrics[] | null;
+  exitCode: number;
+  message: string;
+}
+
+export interface SubmitOutcome {
+  exitCode: number;
+  message: string;
+  report: RunReport;
+}
+
+/** The run's settings: config file (or the embedded default) with command-line overrides. */
+async function effectiveConfig(opts: SubmitOptions): Promise<{ config: SubmitConfig; file: string | null }> {
+  let file: string | null = null;
+  let config = DEFAULT_CONFIG;
+  if (opts.configFile !== undefined) {
+    file = resolveFrom(opts.root, opts.configFile);
+    config = await loadConfig(file);
+  } else {
+    const embedded = join(opts.root, "configs", "embedded.yaml");
+    if (existsSync(embedded)) {
+      file = embedded;
+      config = await loadConfig(embedded);
+    }
+  }
+  const c: SubmitConfig = structuredClone(config);
+  if (opts.method !== undefined) {
+    // Another method's hyperparameters do not carry over.
+    if (opts.method !== c.strategy.method) c.strategy.hyperparameters = {};
+    c.strategy.method = opts.method;
+  }
+  if (opts.data !== undefined) c.data = opts.data;
+  if (opts.out !== undefined) c.out = opts.out;
+  if (opts.budgetSeconds !== undefined) {
+    if (!(opts.budgetSeconds > 0)) throw new SubmitError("--budget must be a positive number of seconds");
+    c.budgetSeconds = opts.budgetSeconds;
+  }
+  return { config: c, file };
+}
+
+function publicSource({ fingerprint: _f, ...rest }: ModelSource): Omit<ModelSource, "fingerprint"> {
+  return rest;
+}
+
+/** Runs resolve → load → merge → build runtime → evaluate → write. */
+export async function runSubmit(opts: SubmitOptions): Promise<SubmitOutcome> {
+  const startedAt = opts.startedAt ?? performance.now();
+  const log = opts.log ?? ((m: string) => process.stderr.write(`${m}\n`));
+  const root = opts.root;
+  const timer = new PhaseTimer();
+
+  if (opts.mergeOnly && opts.saveAdapter === undefined) {
+    throw new SubmitError("--merge-only needs --save-adapter DIR (where to write the merged adapter)");
+  }
+  if (opts.saveAdapter !== undefined && !opts.mergeOnly) {
+    throw new SubmitError("--save-adapter is used with --merge-only");
+  }
+
+  const { config, file: configFile } = await effectiveConfig(opts);
+  const outPath = resolveFrom(root, config.out);
+  const outDir = dirname(outPath);
+  // The budget covers merge and evaluation; keep a little back for writing the outputs.
+  const budgetMs = config.budgetSeconds * 1000;
+  const deadline = startedAt + budgetMs - Math.min(30_000, budgetMs * 0.05);
+
+  // ---- resolve: data first (fail fast on a bad CSV), then models.
+  const jobs: Array<{ dataset: CompetitionDataset; out: string; labelled: boolean }> = [];
+  const experts: LoadedExpert[] = [];
+  let base: SafetensorsCheckpoint | undefined;
+  let runner: MistralRunner | undefined;
+  try {
+    const resolved = await timer.run(
+      "resolve",
+      async () => {
+        if (!opts.mergeOnly) {
+          const readOpts = {
+            skipBadRows: opts.skipBadRows ?? false,
+            onWarning: (m: string) => log(m),
+          };
+          const labelled = opts.evalLabelled ?? [];
+          if (labelled.length === 0 || opts.data !== undefined) {
+            const dataPath = resolveFrom(root, config.data);
+            jobs.push({ dataset: await readCompetitionCsv(dataPath, readOpts), out: outPath, labelled: false });
+          }
+          for (const f of labelled) {
+            const p = resolveFrom(root, f);
+            const dataset = await readCompetitionCsv(p, readOpts);
+            if (!dataset.hasTarget) {
+              throw new SubmitError(`--eval-labelled ${f}: the file has no "target" column`);
+            }
+            jobs.push({ dataset, out: join(outDir, basename(p)), labelled: true });
+          }
+        }
+        const baseSource = await resolveModelSource(root, config.base, "base", config.hub);
+        const expertSpecs = await expandExpertSpecs(root, config.experts);
+        const expertSources: ModelSource[] = [];
+        for (const spec of expertSpecs) {
+          expertSources.push(await resolveModelSource(root, spec, "expert", config.hub));
+        }
+        return { baseSource, expertSources };
+      },
+      (r) => `base ${r.baseSource.label}, ${r.expertSources.length} experts`,
+    );
+    const { baseSource, expertSources } = resolved;
+
+    // ---- load: open base and adapters, check every expert against the base.
+    const { plan, strat } = await timer.run(
+      "load",
+      async () => {
+        base = await SafetensorsCheckpoint.open(baseSource.dir);
+        for (const s of expertSources) {
+          experts.push({ label: s.label, adapter: await PeftAdapter.open(s.dir) });
+        }
+        const plan = await planMerge(base, baseSource.label, experts);
+        const strat = resolveStrategy(config.strategy.method, config.strategy.hyperparameters);
+        const w = config.strategy.expertWeights;
+        if (w !== undefined && w.length !== experts.length) {
+          throw new SubmitError(
+            `strategy.expertWeights has ${w.length} entries for ${experts.length} experts (${experts.map((e) => e.label).join(", ")})`,
+          );
+        }
+        return { plan, strat };
+      },
+      (r) => `${r.plan.size} modules to merge`,
+    );
+    const ctx = {
+      seed: config.seed,
+      ...(config.strategy.expertWeights ? { expertWeights: config.strategy.expertWeights } : {}),
+    };
+    const stats: MergeStats = { modules: 0, ms: 0 };
+    const report: RunReport = {
+      configFile,
+      config,
+      base: publicSource(baseSource),
+      experts: expertSources.map(publicSource),
+      method: strat.strategy.name,
+      hyperparameters: strat.hyper,
+      modulesMerged: 0,
+      cache: null,
+      savedAdapter: null,
+      phases: timer.phases,
+      processPeakRssMiB: 0,
+      budgetSeconds: config.budgetSeconds,
+      totalSeconds: 0,
+      outputs: [],
+      metrics: null,
+      exitCode: 0,
+      message: "",
+    };
+
+    // ---- merge only: write the merged adapter and stop.
+    if (opts.mergeOnly) {
+      const dir = resolveFrom(root, opts.saveAdapter!);
+      const saved = await timer.run(
+        "merge",
+        () => saveMergedAdapter(dir, plan, experts, strat, ctx, config.base, stats),
+        (r) => `${r.modules} modules, max rank ${r.maxRank}`,
+      );
+      report.savedAdapter = dir;
+      report.modulesMerged = stats.modules;
+      return await finish(report, timer, startedAt, outDir, 0, `merged adapter written to ${dir} (${saved.modules} modules)`, log);
+    }
+
+    // ---- merge + build: merging streams into the ONNX weight writer, module by module.
+    const keyParts = {
+      base: baseSource.fingerprint,
+      experts: expertSources.map((e) => e.fingerprint),
+      method: strat.strategy.name,
+      hyperparameters: strat.hyper,
+      expertWeights: config.strategy.expertWeights ?? null,
+      seed: config.seed,
+      dtype: config.runtime.dtype,
+      deltaMode: config.runtime.deltaMode,
+      weightQuant: config.runtime.weightQuant,
+    };
+    const key = cacheKey(keyParts);
+    const cacheRoot = resolveFrom(root, config.runtime.cacheDir ?? join(outDir, "cache"));
+    const buildDir = join(cacheRoot, `onnx-${key}`);
+    const hit = isCachedBuild(buildDir);
+    report.cache = { dir: buildDir, key, hit };
+    let onnxName = "model.onnx";
+    const buildStart = performance.now();
+    let buildPeak = 0;
+    if (hit) {
+      log(`using the cached ONNX build ${buildDir}`);
+    } else {
+      await timer.run("merge+build", async () => {
+        await buildIntoCache(buildDir, keyParts, async (tmp) => {
+          let lastTenth = -1;
+          const { onnxPath } = await buildOnnxModel({
+            modelDir: baseSource.dir,
+            outDir: tmp,
+            deltas: streamingMergeSource(plan, experts, strat.strategy, strat.hyper, ctx, stats),
+            deltaMode: config.runtime.deltaMode,
+            dtype: config.runtime.dtype,
+            weightQuant: config.runtime.weightQuant,
+            onProgress: (done, total) => {
+              const tenth = Math.floor((10 * done) / Math.max(total, 1));
+              if (tenth !== lastTenth && opts.progress !== false) {
+                lastTenth = tenth;
+                log(`build: ${done}/${total} tensors`);
+              }
+            },
+          });
+          onnxName = basename(onnxPath);
+        });
+      });
+      // Merging ran inside the build; split the combined phase into its two parts.
+      const combined = timer.phases.pop()!;
+      buildPeak = combined.peakRssMiB;
+      const mergeSeconds = stats.ms / 1000;
+      timer.add({
+        name: "merge",
+        seconds: mergeSeconds,
+        peakRssMiB: buildPeak,
+        note: `${stats.modules} modules, streamed into the ONNX build (peak shared with build)`,
+      });
+      report.modulesMerged = stats.modules;
+    }
+    const buildSecondsSoFar = (performance.now() - buildStart) / 1000 - stats.ms / 1000;
+    const onnxPath = join(buildDir, existsSync(join(buildDir, onnxName)) ? onnxName : "model.onnx");
+    runner = await timer.run("build runtime", () =>
+      MistralRunner.create({
+        onnxPath,
+        modelDir: baseSource.dir,
+        executionProvider: config.runtime.executionProvider,
+        ...(config.runtime.threads !== undefined ? { threads: config.runtime.threads } : {}),
+      }),
+    );
+    const rt = timer.phases.at(-1)!;
+    rt.seconds += buildSecondsSoFar;
+    rt.peakRssMiB = Math.max(rt.peakRssMiB, buildPeak);
+    rt.note = hit ? "ONNX build cached" : "ONNX build + session";
+
+    // ---- evaluate
+    const r = runner;
+    const results = await timer.run(
+      "evaluate",
+      async () => {
+        const out: EvaluationResult[] = [];
+        for (const job of jobs) {
+          out.push(
+            await evaluateDataset(job.dataset.entries, {
+              scorer: r,
+              generator: r,
+              choiceScore: config.runtime.choiceScore,
+              maxNewTokens: config.runtime.maxNewTokens,
+              generationBatchSize: config.runtime.generationBatchSize,
+              ...(config.runtime.stop ? { stop: config.runtime.stop } : {}),
+              deadline,
+              now: () => performance.now(),
+              progress: opts.progress ?? true,
+            }),
+          );
+        }
+        return out;
+      },
+      (res) => `${res.reduce((n, x) => n + x.predictions.length, 0)} rows`,
+    );
+
+    // ---- write
+    await timer.run("write", async () => {
+      const metrics: TaskMetrics[] = [];
+      for (const [i, job] of jobs.entries()) {
+        const res = results[i]!;
+        await writePredictionsCsv(job.out, res.predictions);
+        report.outputs.push({
+          data: job.dataset.file,
+          out: job.out,
+          rows: res.predictions.length,
+          answeredByModel: res.predictions.filter((p) => p.source === "model").length,
+          cutByBudget: res.cutByBudget,
+          placeholders: res.placeholders,
+          emptyGenerations: res.emptyGenerations,
+        });
+        if (job.labelled) {
+          const rows = job.dataset.entries.flatMap((e) => (e.kind === "ok" ? [e.row] : []));
+          metrics.push(computeTaskMetrics(basename(job.out, ".csv"), rows, res.predictions));
+        }
+      }
+      if (metrics.length > 0) {
+        report.metrics = metrics;
+        await writeFileAtomic(join(outDir, "metrics.md"), metricsMarkdown({ tasks: metrics }));
+      }
+    });
+
+    const cut = report.outputs.reduce((n, o) => n + o.cutByBudget, 0);
+    const rows = report.outputs.reduce((n, o) => n + o.rows, 0);
+    if (cut > 0) {
+      return await finish(
+        report,
+        timer,
+        startedAt,
+        outDir,
+        EXIT_BUDGET_CUT,
+        `time budget of ${config.budgetSeconds} s ran out: ${cut} of ${rows} rows were cut and answered with fallback predictions (the CSV is complete and valid)`,
+        log,
+      );
+    }
+    const written = report.outputs.map((o) => o.out).join(", ");
+    return await finish(report, timer, startedAt, outDir, 0, `wrote ${rows} predictions to ${written}`, log);
+  } finally {
+    await runner?.close().catch(() => {});
+    for (const e of experts) await e.adapter.close().catch(() => {});
+    await (base as SafetensorsCheckpoint | undefined)?.close().catch(() => {});
+  }
+}
+
+async function finish(
+  report: RunReport,
+  timer: PhaseTimer,
+  startedAt: number,
+  outDir: string,
+  exitCode: number,
+  message: string,
+  log: (m: string) => void,
+): Promise<SubmitOutcome> {
+  report.phases = timer.phases;
+  report.processPeakRssMiB = processPeakRssMiB();
+  report.totalSeconds = (performance.now() - startedAt) / 1000;
+  report.exitCode = exitCode;
+  report.message = message;
+  await writeFileAtomic(join(outDir, "report.json"), `${JSON.stringify(report, null, 2)}\n`);
+  log("");
+  log(formatPhaseTable(timer.phases));
+  log(`total ${report.totalSeconds.toFixed(2)} s, process peak RSS ${report.processPeakRssMiB} MiB`);
+  if (report.metrics) log(`\n${metricsMarkdown({ tasks: report.metrics })}`);
+  log(`report: ${join(outDir, "report.json")}`);
+  return { exitCode, message, report };
+}

@@ -1,0 +1,136 @@
+import { existsSync, statSync } from "node:fs";
+import { readdir, stat } from "node:fs/promises";
+import { join, relative } from "node:path";
+import { resolveSource } from "@merge/tensor-io";
+import { SubmitError } from "./errors.js";
+import { resolveFrom } from "./workspace.js";
+
+/** A model or adapter folder on disk, with where it came from. */
+export interface ModelSource {
+  /** As written in the config. */
+  spec: string;
+  /** Short name for messages and reports (folder name or Hub repo). */
+  label: string;
+  dir: string;
+  kind: "local" | "hub";
+  /** Hub commit, when known. */
+  commit?: string;
+  /** Identity for the build cache: the Hub commit, or local files' names, sizes and mtimes. */
+  fingerprint: string;
+}
+
+export const BASE_FILES = [
+  "config.json",
+  "*.safetensors",
+  "model.safetensors.index.json",
+  "tokenizer.json",
+  "tokenizer_config.json",
+];
+export const ADAPTER_FILES = ["adapter_config.json", "adapter_model.safetensors"];
+
+const HUB_SPEC = /^[A-Za-z0-9][\w.-]*\/[\w.-]+(@[\w./-]+)?$/;
+
+function zooHint(spec: string): string {
+  return spec.replace(/\\/g, "/").startsWith("data/zoo")
+    ? " The embedded default model (data/zoo) is missing or incomplete: it is produced by the expert-zoo work; until it lands, pass --config configs/mistral-7b.yaml or a config of your own."
+    : "";
+}
+
+function isLocalSpec(root: string, spec: string): boolean {
+  return /^(\.{1,2}[\\/]|[\\/]|[A-Za-z]:[\\/])/.test(spec) || existsSync(resolveFrom(root, spec));
+}
+
+async function localFingerprint(dir: string): Promise<string> {
+  const names = (await readdir(dir)).sort();
+  const parts: string[] = [];
+  for (const name of names) {
+    const s = await stat(join(dir, name));
+    if (s.isFile()) parts.push(`${name}:${s.size}:${Math.round(s.mtimeMs)}`);
+  }
+  return parts.join("|");
+}
+
+/**
+ * Expands expert specs: a local entry ending in `/*` becomes every sub-folder holding an
+ * adapter_config.json, sorted by name (a stable expert order keeps runs deterministic).
+ */
+export async function expandExpertSpecs(root: string, specs: readonly string[]): Promise<string[]> {
+  const out: string[] = [];
+  for (const spec of specs) {
+    if (!/[\\/]\*$/.test(spec)) {
+      out.push(spec);
+      continue;
+    }
+    const parentSpec = spec.slice(0, -2);
+    const parent = resolveFrom(root, parentSpec);
+    if (!existsSync(parent) || !statSync(parent).isDirectory()) {
+      throw new SubmitError(`experts "${spec}": folder ${parent} does not exist.${zooHint(spec)}`);
+    }
+    const names = (await readdir(parent)).sort();
+    const found = names.filter((n) => existsSync(join(parent, n, "adapter_config.json")));
+    if (found.length === 0) {
+      throw new SubmitError(
+        `experts "${spec}": no adapter folders (with adapter_config.json) in ${parent}.${zooHint(spec)}`,
+      );
+    }
+    for (const n of found) out.push(`${parentSpec}/${n}`);
+  }
+  return out;
+}
+
+/**
+ * Finds a base model or adapter: a local folder (relative to the workspace root) or a Hub
+ * `owner/name@revision` fetched into the Hub cache through @merge/tensor-io.
+ */
+export async function resolveModelSource(
+  root: string,
+  spec: string,
+  role: "base" | "expert",
+  hub: { offline?: boolean; cacheDir?: string },
+): Promise<ModelSource> {
+  const required = role === "base" ? ["config.json"] : ADAPTER_FILES;
+  if (isLocalSpec(root, spec)) {
+    const dir = resolveFrom(root, spec);
+    if (!existsSync(dir) || !statSync(dir).isDirectory()) {
+      throw new SubmitError(`${role} "${spec}": folder ${dir} does not exist.${zooHint(spec)}`);
+    }
+    const missing = required.filter((f) => !existsSync(join(dir, f)));
+    if (missing.length > 0) {
+      throw new SubmitError(
+        `${role} "${spec}": ${dir} lacks ${missing.join(", ")}${role === "base" ? " (expected a Hugging Face model folder)" : " (expected a PEFT LoRA adapter folder)"}.${zooHint(spec)}`,
+      );
+    }
+    const label = relative(root, dir).startsWith("..") ? dir : relative(root, dir);
+    return { spec, label, dir, kind: "local", fingerprint: await localFingerprint(dir) };
+  }
+  if (!HUB_SPEC.test(spec)) {
+    throw new SubmitError(
+      `${role} "${spec}": neither an existing folder (relative to ${root}) nor a Hub "owner/name@revision".${zooHint(spec)}`,
+    );
+  }
+  let resolved: Awaited<ReturnType<typeof resolveSource>>;
+  try {
+    resolved = await resolveSource(spec, {
+      files: role === "base" ? BASE_FILES : ADAPTER_FILES,
+      ...(hub.offline !== undefined ? { offline: hub.offline } : {}),
+      ...(hub.cacheDir !== undefined ? { cacheDir: resolveFrom(root, hub.cacheDir) } : {}),
+    });
+  } catch (err) {
+    throw new SubmitError(`${role} "${spec}": cannot resolve from the Hub: ${(err as Error).message}`, 1, {
+      cause: err,
+    });
+  }
+  const missing = required.filter((f) => !existsSync(join(resolved.dir, f)));
+  if (missing.length > 0) {
+    throw new SubmitError(`${role} "${spec}": the fetched snapshot lacks ${missing.join(", ")}`);
+  }
+  const commit = resolved.commit ?? resolved.revision;
+  return {
+    spec,
+    label: resolved.repo ?? spec,
+    dir: resolved.dir,
+    kind: "hub",
+    ...(commit !== undefined ? { commit } : {}),
+    fingerprint: commit ?? (await localFingerprint(resolved.dir)),
+  };
+}

@@ -1,0 +1,97 @@
+import { mkdtemp, readFile, readdir } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { parse } from "csv-parse/sync";
+import { PeftAdapter } from "@merge/tensor-io";
+import { describe, expect, it } from "vitest";
+import { TINY_CSV, makeTinySetup, runCli } from "./helpers.js";
+
+const IDS = (parse(TINY_CSV, { columns: true }) as Array<{ id: string }>).map((r) => r.id);
+
+function readPredictions(text: string) {
+  return parse(text, { columns: true }) as Array<{ id: string; prediction: string; dummy_field: string }>;
+}
+
+describe("submit end to end on a tiny random Mistral with two PEFT experts", () => {
+  it("CSV in → CSV out: every id in order, valid predictions, byte-identical on a second run", async () => {
+    const dir = await mkdtemp(join(tmpdir(), "submit-e2e-"));
+    const { config, out } = await makeTinySetup(dir);
+
+    const first = await runCli(["--config", config, "--no-progress"]);
+    expect(first.stderr).not.toMatch(/unexpected failure/);
+    expect(first.code, first.stderr).toBe(0);
+    const text1 = await readFile(out, "utf8");
+    const rows = readPredictions(text1);
+    expect(rows.map((r) => r.id)).toEqual(IDS);
+    expect(text1.split("\n")[0]).toBe("id,prediction,dummy_field");
+    for (const r of rows) {
+      expect(r.dummy_field).toBe("0");
+      expect(r.prediction.trim()).not.toBe("");
+    }
+    expect(["0", "1", "2"]).toContain(rows[0]!.prediction);
+    expect(["0", "1"]).toContain(rows[2]!.prediction);
+
+    // The report names every phase and the rows answered.
+    const report = JSON.parse(await readFile(join(dir, "out", "report.json"), "utf8"));
+    expect(report.phases.map((p: { name: string }) => p.name)).toEqual([
+      "resolve",
+      "load",
+      "merge",
+      "build runtime",
+      "evaluate",
+      "write",
+    ]);
+    expect(report.experts).toHaveLength(2);
+    expect(report.modulesMerged).toBe(4);
+    expect(report.outputs[0]).toMatchObject({ rows: 5, cutByBudget: 0, answeredByModel: 5 });
+    expect(report.cache.hit).toBe(false);
+
+    // A second, independent run (fresh build in a new cache) gives the same bytes.
+    const second = await runCli([
+      "--config",
+      config,
+      "--out",
+      join(dir, "out2", "test.csv"),
+      "--no-progress",
+    ]);
+    expect(second.code, second.stderr).toBe(0);
+    expect(await readFile(join(dir, "out2", "test.csv"), "utf8")).toBe(text1);
+
+    // A third run reuses the cached ONNX build and still gives the same bytes.
+    const third = await runCli(["--config", config, "--no-progress"]);
+    expect(third.code, third.stderr).toBe(0);
+    expect(third.stderr).toContain("using the cached ONNX build");
+    expect(await readFile(out, "utf8")).toBe(text1);
+    expect((await readdir(join(dir, "out"))).filter((f) => f.endsWith(".tmp"))).toEqual([]);
+  });
+
+  it("a budget that runs out still writes every id, with fallbacks, and exits 3", async () => {
+    const dir = await mkdtemp(join(tmpdir(), "submit-budget-"));
+    const { config, out } = await makeTinySetup(dir);
+    const r = await runCli(["--config", config, "--budget", "0.001", "--no-progress"]);
+    expect(r.code, r.stderr).toBe(3);
+    expect(r.stderr).toMatch(/time budget of 0\.001 s ran out: 5 of 5 rows were cut/);
+    const rows = readPredictions(await readFile(out, "utf8"));
+    expect(rows.map((x) => x.id)).toEqual(IDS);
+    expect(rows.every((x) => x.prediction.trim() !== "")).toBe(true);
+  });
+
+  it("--merge-only --save-adapter writes a PEFT adapter covering every merged module", async () => {
+    const dir = await mkdtemp(join(tmpdir(), "submit-merge-"));
+    const { config } = await makeTinySetup(dir);
+    const save = join(dir, "merged");
+    const r = await runCli(["--config", config, "--merge-only", "--save-adapter", save]);
+    expect(r.code, r.stderr).toBe(0);
+    const adapter = await PeftAdapter.open(save);
+    try {
+      expect(adapter.modules()).toEqual([
+        "model.layers.0.self_attn.q_proj",
+        "model.layers.0.self_attn.v_proj",
+        "model.layers.1.mlp.down_proj",
+        "model.layers.1.self_attn.o_proj",
+      ]);
+    } finally {
+      await adapter.close();
+    }
+  });
+});

@@ -1,0 +1,72 @@
+import { mkdir, rename, rm, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { SafetensorsCheckpoint } from "@merge/tensor-io";
+import { readMistralConfig } from "./config.js";
+import type { DeltaSource } from "./deltas.js";
+import { MistralOnnxError } from "./errors.js";
+import { buildDecoderGraph, type ModelDtype } from "./graph.js";
+import { ExternalDataWriter } from "./onnx/external-data.js";
+import { GraphBuilder } from "./onnx/graph-builder.js";
+import { WeightReader } from "./weights.js";
+
+export interface BuildOnnxModelOptions {
+  /** config.json + safetensors (+ tokenizer files). */
+  modelDir: string;
+  /** Receives model.onnx + model.onnx.data. */
+  outDir: string;
+  deltas?: DeltaSource;
+  /** "fold" (default): W + ΔW. "side-branch": low-rank deltas as y += x·Aᵀ·Bᵀ (dense ones are folded). */
+  deltaMode?: "fold" | "side-branch";
+  dtype?: ModelDtype;
+  weightQuant?: "none" | "int8" | "int4";
+  onProgress?: (done: number, total: number, what: string) => void;
+}
+
+export const ONNX_FILE = "model.onnx";
+export const ONNX_DATA_FILE = "model.onnx.data";
+const OPSET = 17;
+
+/**
+ * Builds the ONNX decoder for a Mistral/Llama checkpoint. Weights stream from safetensors to
+ * model.onnx.data one (fused) module at a time; both files are written under temporary names
+ * and renamed when complete.
+ */
+export async function buildOnnxModel(options: BuildOnnxModelOptions): Promise<{ onnxPath: string }> {
+  const dtype = options.dtype ?? "fp32";
+  if (dtype !== "fp32" && dtype !== "fp16") {
+    throw new MistralOnnxError(`dtype must be "fp32" or "fp16", got ${JSON.stringify(dtype)}`);
+  }
+  const quant = options.weightQuant ?? "none";
+  if (quant !== "none") {
+    throw new MistralOnnxError(`weightQuant "${quant}" is not implemented yet (only "none")`);
+  }
+  const deltaMode = options.deltaMode ?? "fold";
+  if (deltaMode !== "fold" && deltaMode !== "side-branch") {
+    throw new MistralOnnxError(`deltaMode must be "fold" or "side-branch", got ${JSON.stringify(deltaMode)}`);
+  }
+  const config = await readMistralConfig(options.modelDir);
+  const ckpt = await SafetensorsCheckpoint.open(options.modelDir);
+  await mkdir(options.outDir, { recursive: true });
+  const onnxPath = join(options.outDir, ONNX_FILE);
+  const data = await ExternalDataWriter.create(join(options.outDir, ONNX_DATA_FILE), ONNX_DATA_FILE);
+  try {
+    const reader = new WeightReader(ckpt, options.modelDir, config, options.deltas, deltaMode);
+    const g = new GraphBuilder(data);
+    await buildDecoderGraph(g, config, reader, {
+      dtype,
+      ...(options.onProgress ? { onProgress: options.onProgress } : {}),
+    });
+    const model = g.toModel(OPSET);
+    await data.commit();
+    const tmp = `${onnxPath}.tmp-${process.pid}`;
+    await writeFile(tmp, model);
+    await rename(tmp, onnxPath);
+  } catch (e) {
+    await data.abort();
+    await rm(`${onnxPath}.tmp-${process.pid}`, { force: true });
+    throw e;
+  } finally {
+    await ckpt.close();
+  }
+  return { onnxPath };
+}

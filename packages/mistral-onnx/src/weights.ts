@@ -1,0 +1,145 @@
+import type { SafetensorsCheckpoint } from "@merge/tensor-io";
+import type { MistralConfig } from "./config.js";
+import { checkDelta, type DeltaSource, foldDelta } from "./deltas.js";
+import { MistralOnnxError } from "./errors.js";
+
+/** One projection of a fused MatMul: its module name and output size. */
+export interface ProjectionSpec {
+  module: string; // "model.layers.0.self_attn.q_proj"
+  out: number;
+}
+
+/** A LoRA side branch for a fused projection: y += (x·Aᵀ)·Bᵀ over the concatenated outputs. */
+export interface SideBranch {
+  rank: number;
+  /** in × rank (Aᵀ of the stacked A factors). */
+  aT: Float32Array;
+  /** rank × sumOut (block-diagonal Bᵀ: each module's B only feeds its own outputs). */
+  bT: Float32Array;
+}
+
+export interface FusedWeight {
+  /** in × sumOut: the transposed weights of the projections side by side. */
+  wT: Float32Array;
+  side: SideBranch | null;
+}
+
+/**
+ * Reads base weights from a checkpoint, checks their shapes against the config, applies deltas
+ * and lays them out for ONNX MatMul (transposed, projections fused).
+ */
+export class WeightReader {
+  constructor(
+    private readonly ckpt: SafetensorsCheckpoint,
+    private readonly modelDir: string,
+    private readonly config: MistralConfig,
+    private readonly deltas: DeltaSource | undefined,
+    private readonly deltaMode: "fold" | "side-branch",
+  ) {}
+
+  /** A base tensor as Float32, after checking it exists and has the expected shape. */
+  async tensor(name: string, shape: number[]): Promise<Float32Array> {
+    if (!this.ckpt.has(name)) {
+      throw new MistralOnnxError(
+        `missing weight "${name}" (expected shape [${shape.join(", ")}]) in ${this.modelDir}`,
+        { tensor: name, file: this.modelDir },
+      );
+    }
+    const info = this.ckpt.info(name);
+    if (info.shape.length !== shape.length || info.shape.some((d, i) => d !== shape[i])) {
+      throw new MistralOnnxError(
+        `weight "${name}" has shape [${info.shape.join(", ")}], expected [${shape.join(", ")}] (from config.json)`,
+        { tensor: name, file: info.file },
+      );
+    }
+    if (!["F32", "F16", "BF16", "F64"].includes(info.dtype)) {
+      throw new MistralOnnxError(`weight "${name}" has dtype ${info.dtype}, expected a float dtype`, {
+        tensor: name,
+        file: info.file,
+      });
+    }
+    return this.ckpt.readF32(name);
+  }
+
+  /**
+   * The projections (each out_k × in in the checkpoint) as one in × Σout matrix, deltas folded in
+   * or returned as a side branch.
+   */
+  async fused(projections: ProjectionSpec[], inF: number): Promise<FusedWeight> {
+    const sumOut = projections.reduce((a, p) => a + p.out, 0);
+    const wT = new Float32Array(inF * sumOut);
+    const sides: Array<{ col: number; out: number; A: Float32Array; B: Float32Array; rank: number }> =
+      [];
+    let col = 0;
+    for (const p of projections) {
+      const w = await this.tensor(`${p.module}.weight`, [p.out, inF]);
+      const delta = this.deltas ? await this.deltas.get(p.module) : undefined;
+      if (delta) {
+        checkDelta(p.module, delta, p.out, inF);
+        // A dense delta has no cheap side branch, so it is folded in either mode.
+        if (this.deltaMode === "fold" || delta.kind === "dense") foldDelta(w, delta, p.out, inF);
+        else sides.push({ col, out: p.out, A: delta.A, B: delta.B, rank: delta.rank });
+      }
+      transposeInto(wT, sumOut, col, w, p.out, inF);
+      col += p.out;
+    }
+    return { wT, side: sides.length ? stackSideBranches(sides, inF, sumOut) : null };
+  }
+
+  /** Names of tensors the config expects; used to report unexpected extra weights. */
+  expectedTensorNames(): string[] {
+    const c = this.config;
+    const names = ["model.embed_tokens.weight", "model.norm.weight"];
+    if (!c.tieWordEmbeddings) names.push("lm_head.weight");
+    for (let l = 0; l < c.numLayers; l++) {
+      const p = `model.layers.${l}`;
+      names.push(`${p}.input_layernorm.weight`, `${p}.post_attention_layernorm.weight`);
+      for (const m of ["q_proj", "k_proj", "v_proj", "o_proj"]) names.push(`${p}.self_attn.${m}.weight`);
+      for (const m of ["gate_proj", "up_proj", "down_proj"]) names.push(`${p}.mlp.${m}.weight`);
+    }
+    return names;
+  }
+}
+
+/** dst[i, colOffset + o] = src[o, i] for src: rows × cols; dst has dstCols columns. Blocked for cache reuse. */
+export function transposeInto(
+  dst: Float32Array,
+  dstCols: number,
+  colOffset: number,
+  src: Float32Array,
+  rows: number,
+  cols: number,
+): void {
+  const BS = 64;
+  for (let r0 = 0; r0 < rows; r0 += BS) {
+    const r1 = Math.min(rows, r0 + BS);
+    for (let c0 = 0; c0 < cols; c0 += BS) {
+      const c1 = Math.min(cols, c0 + BS);
+      for (let r = r0; r < r1; r++) {
+        const srow = r * cols;
+        for (let c = c0; c < c1; c++) dst[c * dstCols + colOffset + r] = src[srow + c] as number;
+      }
+    }
+  }
+}
+
+function stackSideBranches(
+  sides: Array<{ col: number; out: number; A: Float32Array; B: Float32Array; rank: number }>,
+  inF: number,
+  sumOut: number,
+): SideBranch {
+  const rank = sides.reduce((a, s) => a + s.rank, 0);
+  const aT = new Float32Array(inF * rank);
+  const bT = new Float32Array(rank * sumOut);
+  let r0 = 0;
+  for (const s of sides) {
+    // A: s.rank × in → columns r0.. of aT (in × rank)
+    transposeInto(aT, rank, r0, s.A, s.rank, inF);
+    // B: out × s.rank → rows r0.. of bT, columns s.col..
+    for (let o = 0; o < s.out; o++) {
+      for (let k = 0; k < s.rank; k++) bT[(r0 + k) * sumOut + s.col + o] = s.B[o * s.rank + k] as number;
+    }
+    r0 += s.rank;
+  }
+  return { rank, aT, bT };
+}

@@ -1,0 +1,143 @@
+import { copyFile, readdir, readFile, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { SafetensorsCheckpoint, writeSafetensors } from "@merge/tensor-io";
+import { afterEach, describe, expect, it } from "vitest";
+import { buildOnnxModel, MistralOnnxError, MistralRunner, parseMistralConfig } from "../src/index.js";
+import { FIXTURES, tempDir } from "./helpers.js";
+
+const MISTRAL = join(FIXTURES, "mistral");
+const BASE_CONFIG = JSON.parse(await readFile(join(MISTRAL, "config.json"), "utf8")) as Record<string, unknown>;
+const baseConfig = () => structuredClone(BASE_CONFIG);
+
+const cleanups: Array<() => Promise<void>> = [];
+afterEach(async () => {
+  for (const c of cleanups.splice(0)) await c();
+});
+
+/** A copy of the mistral fixture whose safetensors is rewritten by `edit`. */
+async function editedModel(
+  edit: (t: { name: string; dtype: "BF16"; shape: number[]; data: Uint8Array }[]) => void,
+): Promise<string> {
+  const t = await tempDir("bad");
+  cleanups.push(t.cleanup);
+  for (const f of ["config.json", "tokenizer.json", "tokenizer_config.json"]) await copyFile(join(MISTRAL, f), join(t.dir, f));
+  const ck = await SafetensorsCheckpoint.open(MISTRAL);
+  const tensors = [];
+  for (const name of ck.names()) {
+    const info = ck.info(name);
+    tensors.push({ name, dtype: "BF16" as const, shape: info.shape, data: await ck.readBytes(name) });
+  }
+  await ck.close();
+  edit(tensors);
+  await writeSafetensors(join(t.dir, "model.safetensors"), tensors);
+  return t.dir;
+}
+
+async function outDir(): Promise<string> {
+  const t = await tempDir("out");
+  cleanups.push(t.cleanup);
+  return t.dir;
+}
+
+describe("config errors", () => {
+  it("rejects an unsupported architecture, naming it", async () => {
+    const raw = { ...baseConfig(), architectures: ["GPT2LMHeadModel"] };
+    expect(() => parseMistralConfig(raw)).toThrow(MistralOnnxError);
+    expect(() => parseMistralConfig(raw)).toThrow(/GPT2LMHeadModel/);
+  });
+
+  it.each([
+    ["rope_parameters", { rope_type: "yarn", factor: 4, rope_theta: 10000 }],
+    ["rope_scaling", { type: "dynamic", factor: 2 }],
+  ])("rejects unsupported %s", async (key, value) => {
+    const raw = { ...baseConfig(), rope_parameters: undefined, [key]: value };
+    expect(() => parseMistralConfig(raw)).toThrow(/unsupported rope scaling type "(yarn|dynamic)"/);
+  });
+
+  it("accepts transformers-4 style rope_scaling linear", async () => {
+    const raw = { ...baseConfig(), rope_parameters: undefined, rope_theta: 5e5, rope_scaling: { type: "linear", factor: 4 } };
+    const c = parseMistralConfig(raw);
+    expect(c.ropeLinearFactor).toBe(4);
+    expect(c.ropeTheta).toBe(5e5);
+  });
+
+  it("rejects heads that do not group, and missing sizes", async () => {
+    expect(() => parseMistralConfig({ ...baseConfig(), num_key_value_heads: 3 })).toThrow(/multiple of/);
+    expect(() => parseMistralConfig({ ...baseConfig(), hidden_size: undefined })).toThrow(/hidden_size/);
+  });
+
+  it("rejects attention_bias", async () => {
+    expect(() => parseMistralConfig({ ...baseConfig(), attention_bias: true })).toThrow(/attention_bias/);
+  });
+});
+
+describe("weight errors", () => {
+  it("a missing weight is named, and nothing is left in outDir", async () => {
+    const dir = await editedModel((ts) => {
+      ts.splice(
+        ts.findIndex((t) => t.name === "model.layers.1.mlp.up_proj.weight"),
+        1,
+      );
+    });
+    const out = await outDir();
+    const p = buildOnnxModel({ modelDir: dir, outDir: out });
+    await expect(p).rejects.toThrow(MistralOnnxError);
+    await expect(buildOnnxModel({ modelDir: dir, outDir: out })).rejects.toThrow(
+      /missing weight "model\.layers\.1\.mlp\.up_proj\.weight"/,
+    );
+    expect(await readdir(out)).toEqual([]);
+  });
+
+  it("a wrong shape is named with both shapes", async () => {
+    const dir = await editedModel((ts) => {
+      const t = ts.find((x) => x.name === "model.layers.0.self_attn.k_proj.weight");
+      if (t) t.shape = [16, 128]; // same byte count, wrong shape
+    });
+    await expect(buildOnnxModel({ modelDir: dir, outDir: await outDir() })).rejects.toThrow(
+      /"model\.layers\.0\.self_attn\.k_proj\.weight" has shape \[16, 128\], expected \[32, 64\]/,
+    );
+  });
+
+  it("a delta of the wrong size is named by module", async () => {
+    const deltas = {
+      get: async (m: string) =>
+        m === "model.layers.0.mlp.down_proj"
+          ? { kind: "lowrank" as const, A: new Float32Array(4 * 64), B: new Float32Array(64 * 4), rank: 4 }
+          : undefined,
+    };
+    await expect(buildOnnxModel({ modelDir: MISTRAL, outDir: await outDir(), deltas })).rejects.toThrow(
+      /model\.layers\.0\.mlp\.down_proj: A has 256 values, expected rank×in = 4×128/,
+    );
+  });
+
+  it("an unsupported config stops the build before any file is written", async () => {
+    const t = await tempDir("cfg");
+    cleanups.push(t.cleanup);
+    await writeFile(join(t.dir, "config.json"), JSON.stringify({ ...baseConfig(), architectures: ["FalconForCausalLM"] }));
+    await expect(buildOnnxModel({ modelDir: t.dir, outDir: join(t.dir, "out") })).rejects.toThrow(/FalconForCausalLM/);
+  });
+});
+
+describe("runner input errors and providers", () => {
+  it("rejects token ids outside the vocabulary; CUDA falls back to CPU with a warning when absent", async () => {
+    const out = await outDir();
+    const { onnxPath } = await buildOnnxModel({ modelDir: MISTRAL, outDir: out });
+    const warnings: string[] = [];
+    const runner = await MistralRunner.create({
+      onnxPath,
+      modelDir: MISTRAL,
+      executionProvider: "cuda",
+      threads: 1,
+      onWarning: (m) => warnings.push(m),
+    });
+    try {
+      if (runner.executionProvider === "cpu") expect(warnings.join("\n")).toMatch(/falling back to CPU/);
+      await expect(runner.logits([[1, 5, 99999]])).rejects.toThrow(/token id 99999 in row 0/);
+      const s = await runner.scoreContinuations("Hello", ["", " world"]);
+      expect(s[0]).toEqual({ sum: Number.NEGATIVE_INFINITY, mean: Number.NEGATIVE_INFINITY, tokens: 0 });
+      expect(s[1]?.tokens).toBeGreaterThan(0);
+    } finally {
+      await runner.close();
+    }
+  });
+});

@@ -1,0 +1,107 @@
+import { mkdtemp, readFile, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { SafetensorsCheckpoint } from "@merge/tensor-io";
+import { buildOnnxModel, type BuildOnnxModelOptions, MistralRunner } from "../src/index.js";
+
+export const FIXTURES = join(dirname(fileURLToPath(import.meta.url)), "fixtures");
+export const MODELS = ["mistral", "llama"] as const;
+export type ModelKind = (typeof MODELS)[number];
+
+export interface GenerationRef {
+  prompt: string;
+  promptIds: number[];
+  newIds: number[];
+  text: string;
+}
+export interface ScoreRef {
+  prompt: string;
+  choices: Array<{
+    choice: string;
+    contextIds: number[];
+    continuationIds: number[];
+    sum: number;
+    mean: number;
+    tokens: number;
+  }>;
+}
+export interface ModelReference {
+  batchTexts: string[];
+  generations: GenerationRef[];
+  scores: ScoreRef[];
+}
+
+/** A left-padded batch and transformers' logits for it (pad positions zeroed). */
+export interface LogitsReference {
+  batch: number;
+  seq: number;
+  rows: number[][]; // unpadded token ids
+  mask: number[][]; // batch × seq
+  logits: Float32Array; // batch × seq × vocab
+}
+
+export async function readReferenceJson(kind: ModelKind): Promise<ModelReference> {
+  return JSON.parse(await readFile(join(FIXTURES, kind, "reference.json"), "utf8")) as ModelReference;
+}
+
+export async function readLogitsReference(file: string): Promise<LogitsReference> {
+  const ck = await SafetensorsCheckpoint.open(file);
+  try {
+    const [batch, seq] = ck.info("input_ids").shape as [number, number];
+    const ids = new BigInt64Array((await ck.readBytes("input_ids")).slice().buffer);
+    const m = new BigInt64Array((await ck.readBytes("attention_mask")).slice().buffer);
+    const rows: number[][] = [];
+    const mask: number[][] = [];
+    for (let b = 0; b < batch; b++) {
+      const row: number[] = [];
+      const mrow: number[] = [];
+      for (let s = 0; s < seq; s++) {
+        mrow.push(Number(m[b * seq + s]));
+        if (m[b * seq + s] === 1n) row.push(Number(ids[b * seq + s]));
+      }
+      rows.push(row);
+      mask.push(mrow);
+    }
+    return { batch, seq, rows, mask, logits: await ck.readF32("logits") };
+  } finally {
+    await ck.close();
+  }
+}
+
+/** Max |a − b| over the non-padding positions of a batch × seq × vocab layout. */
+export function maxDiffValid(a: Float32Array, b: Float32Array, mask: number[][], vocab: number): number {
+  let max = 0;
+  const seq = mask[0]?.length ?? 0;
+  mask.forEach((row, bi) =>
+    row.forEach((m, s) => {
+      if (!m) return;
+      const off = (bi * seq + s) * vocab;
+      for (let v = 0; v < vocab; v++) max = Math.max(max, Math.abs((a[off + v] as number) - (b[off + v] as number)));
+    }),
+  );
+  return max;
+}
+
+export async function tempDir(prefix: string): Promise<{ dir: string; cleanup: () => Promise<void> }> {
+  const dir = await mkdtemp(join(tmpdir(), `mistral-onnx-${prefix}-`));
+  return { dir, cleanup: () => rm(dir, { recursive: true, force: true }) };
+}
+
+/** Builds a fixture model into a temp dir and opens a single-threaded runner on it. */
+export async function buildAndOpen(
+  kind: ModelKind,
+  extra: Partial<BuildOnnxModelOptions> = {},
+): Promise<{ runner: MistralRunner; cleanup: () => Promise<void> }> {
+  const t = await tempDir(kind);
+  const modelDir = join(FIXTURES, kind);
+  const { onnxPath } = await buildOnnxModel({ modelDir, outDir: t.dir, ...extra });
+  const runner = await MistralRunner.create({ onnxPath, modelDir, threads: 1 });
+  return {
+    runner,
+    cleanup: async () => {
+      await runner.close();
+      await t.cleanup();
+    },
+  };
+}

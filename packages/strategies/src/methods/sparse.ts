@@ -1,0 +1,148 @@
+import { type DropMaskSource, seededDropMasks } from "../drop-mask.js";
+import { mergeElementwise } from "../elementwise.js";
+import { checkRange, defineStrategy, expertWeights } from "../hyper.js";
+import { type MergeContext, type MergeResult, type ModuleMergeInput, StrategyError } from "../types.js";
+
+const SIGN_CHOICES = ["total", "frequency"] as const;
+type MajoritySign = (typeof SIGN_CHOICES)[number];
+
+export interface TiesHyper extends Record<string, unknown> {
+  density: number;
+  lambda: number;
+  majoritySign: string;
+}
+export interface DareHyper extends Record<string, unknown> {
+  p: number;
+  lambda: number;
+}
+export interface DareTiesHyper extends Record<string, unknown> {
+  p: number;
+  lambda: number;
+  majoritySign: string;
+}
+export interface DareLinearHyper extends Record<string, unknown> {
+  p: number;
+  normalize: boolean;
+}
+
+function normalisingScale(name: string, input: ModuleMergeInput, w: number[]): number {
+  const total = w.reduce((a, b) => a + b, 0);
+  if (total === 0) throw new StrategyError(`${name}: expert weights sum to 0, cannot normalise`, input.module);
+  return 1 / total;
+}
+
+export const ties = defineStrategy<TiesHyper>({
+  name: "ties",
+  description:
+    "TIES-merging on the full updates: keep each expert's top-density entries by magnitude, elect each entry's sign by total mass Σ w_i τ̂_i, average the agreeing entries (disjoint mean), scale by λ. Dense result.",
+  reference:
+    "Yadav et al. 2023, TIES-Merging (NeurIPS): top-k = 20% and λ = 1 are the paper's defaults when no validation set is used",
+  defaults: { density: 0.2, lambda: 1, majoritySign: "total" },
+  choices: { majoritySign: SIGN_CHOICES },
+  validate: (h) => checkRange("ties", "density", h.density, 0, 1),
+  run(input, h, ctx) {
+    return mergeElementwise(input, {
+      weights: expertWeights(input, ctx),
+      trimDensity: h.density,
+      combine: "disjoint_mean",
+      majoritySign: h.majoritySign as MajoritySign,
+      outputScale: h.lambda,
+    });
+  },
+});
+
+export const magnitudePrune = defineStrategy({
+  name: "magnitude_prune",
+  description:
+    "Keep each expert's top-density entries by magnitude, then λ · Σ w_i τ̂_i (no sign election). Dense result.",
+  reference: "PEFT add_weighted_adapter(combination_type='magnitude_prune'); density 0.2 as TIES",
+  defaults: { density: 0.2, lambda: 1 },
+  validate: (h) => checkRange("magnitude_prune", "density", h.density, 0, 1),
+  run(input, h, ctx) {
+    return mergeElementwise(input, {
+      weights: expertWeights(input, ctx),
+      trimDensity: h.density,
+      combine: "sum",
+      outputScale: h.lambda,
+    });
+  },
+});
+
+/** DARE + task arithmetic: λ · Σ w_i · mask_i ⊙ ΔW_i / (1 − p). `masks` defaults to seeded ones. */
+export function mergeDare(
+  input: ModuleMergeInput,
+  h: DareHyper,
+  ctx: MergeContext,
+  masks: DropMaskSource = seededDropMasks(ctx.seed, input.module, h.p),
+): MergeResult {
+  return mergeElementwise(input, {
+    weights: expertWeights(input, ctx),
+    drop: { p: h.p, masks },
+    combine: "sum",
+    outputScale: h.lambda,
+  });
+}
+
+/** DARE + weighted sum (normalised by Σ w_i when `normalize`; PEFT's dare_linear does not). */
+export function mergeDareLinear(
+  input: ModuleMergeInput,
+  h: DareLinearHyper,
+  ctx: MergeContext,
+  masks: DropMaskSource = seededDropMasks(ctx.seed, input.module, h.p),
+): MergeResult {
+  const w = expertWeights(input, ctx);
+  return mergeElementwise(input, {
+    weights: w,
+    drop: { p: h.p, masks },
+    combine: "sum",
+    outputScale: h.normalize ? normalisingScale("dare_linear", input, w) : 1,
+  });
+}
+
+/** DARE, then TIES sign election and disjoint mean (no magnitude trim), scaled by λ. */
+export function mergeDareTies(
+  input: ModuleMergeInput,
+  h: DareTiesHyper,
+  ctx: MergeContext,
+  masks: DropMaskSource = seededDropMasks(ctx.seed, input.module, h.p),
+): MergeResult {
+  return mergeElementwise(input, {
+    weights: expertWeights(input, ctx),
+    drop: { p: h.p, masks },
+    combine: "disjoint_mean",
+    majoritySign: h.majoritySign as MajoritySign,
+    outputScale: h.lambda,
+  });
+}
+
+const DARE_REF =
+  "Yu et al. 2024, Language Models are Super Mario (DARE, ICML): drop rate p = 0.9 keeps SFT ability in the paper's experiments; rescale 1/(1−p)";
+
+export const dare = defineStrategy<DareHyper>({
+  name: "dare",
+  description: "DARE: drop each entry of each ΔW_i with probability p (seeded), rescale by 1/(1−p), then λ · Σ w_i. Dense.",
+  reference: DARE_REF,
+  defaults: { p: 0.9, lambda: 1 },
+  validate: (h) => checkRange("dare", "p", h.p, 0, 1, true),
+  run: (input, h, ctx) => mergeDare(input, h, ctx),
+});
+
+export const dareLinear = defineStrategy<DareLinearHyper>({
+  name: "dare_linear",
+  description:
+    "DARE drop-and-rescale, then the weighted average Σ w_i ΔW_i / Σ w_i (normalize=false gives PEFT's dare_linear, Σ w_i). Dense.",
+  reference: DARE_REF,
+  defaults: { p: 0.9, normalize: true },
+  validate: (h) => checkRange("dare_linear", "p", h.p, 0, 1, true),
+  run: (input, h, ctx) => mergeDareLinear(input, h, ctx),
+});
+
+export const dareTies = defineStrategy<DareTiesHyper>({
+  name: "dare_ties",
+  description: "DARE drop-and-rescale, then TIES sign election by total mass and disjoint mean, λ. Dense.",
+  reference: `${DARE_REF}; sign election and disjoint mean from Yadav et al. 2023`,
+  defaults: { p: 0.9, lambda: 1, majoritySign: "total" },
+  choices: { majoritySign: SIGN_CHOICES },
+  validate: (h) => checkRange("dare_ties", "p", h.p, 0, 1, true),
+  run: (input, h, ctx) => mergeDareTies(input, h, ctx),
+});

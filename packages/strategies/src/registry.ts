@@ -1,0 +1,45 @@
+import { knots } from "./methods/knots.js";
+import { cat, linear, svd, taskArithmetic } from "./methods/linear.js";
+import { osm } from "./methods/osm.js";
+import { dare, dareLinear, dareTies, magnitudePrune, ties } from "./methods/sparse.js";
+import { withSvdTruncation } from "./methods/svd-variants.js";
+import { type StrategyDefinition, StrategyError } from "./types.js";
+
+/** The toolkit's default strategy: Overlap-normalised Spectral Merge. */
+export const DEFAULT_STRATEGY = "osm";
+
+type AnyStrategy = StrategyDefinition<Record<string, unknown>>;
+
+const STRATEGIES: readonly AnyStrategy[] = [
+  osm,
+  linear,
+  taskArithmetic,
+  ties,
+  dare,
+  dareLinear,
+  dareTies,
+  magnitudePrune,
+  cat,
+  svd,
+  knots,
+  withSvdTruncation(ties),
+  withSvdTruncation(dareLinear),
+  withSvdTruncation(dareTies),
+  withSvdTruncation(magnitudePrune),
+].map((s) => s as unknown as AnyStrategy);
+
+const BY_NAME = new Map(STRATEGIES.map((s) => [s.name, s]));
+
+/** The strategy registered under `name`; throws a StrategyError listing the known names. */
+export function getStrategy(name: string): StrategyDefinition<Record<string, unknown>> {
+  const s = BY_NAME.get(name);
+  if (s === undefined) {
+    throw new StrategyError(`unknown strategy "${name}" (known: ${[...BY_NAME.keys()].join(", ")})`);
+  }
+  return s;
+}
+
+/** All registered strategies, the default ("osm") first. */
+export function listStrategies(): StrategyDefinition<Record<string, unknown>>[] {
+  return [...STRATEGIES];
+}

@@ -1,0 +1,27 @@
+/**
+ * Typed errors of @merge/tensor-io. Every error names the file it is about and, where one is
+ * involved, the tensor, so a caller can report exactly what was wrong without parsing messages.
+ */
+export class TensorIoError extends Error {
+  readonly file: string;
+  readonly tensor?: string;
+
+  constructor(message: string, file: string, tensor?: string, options?: { cause?: unknown }) {
+    super(
+      `${file}${tensor === undefined ? "" : ` [tensor ${JSON.stringify(tensor)}]`}: ${message}`,
+      options,
+    );
+    this.name = new.target.name;
+    this.file = file;
+    if (tensor !== undefined) this.tensor = tensor;
+  }
+}
+
+/** A malformed, truncated or inconsistent .safetensors file or shard index, or a bad write request. */
+export class SafetensorsError extends TensorIoError {}
+
+/** A PEFT adapter folder that cannot be read or written (config, keys, shapes, pickle files). */
+export class PeftAdapterError extends TensorIoError {}
+
+/** A model/adapter source that cannot be resolved (bad spec, missing local folder, Hub/cache failures). */
+export class SourceError extends TensorIoError {}

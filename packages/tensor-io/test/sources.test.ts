@@ -1,0 +1,315 @@
+import { mkdir, readFile, readlink, symlink, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { SourceError, resolveSource } from "../src/index.js";
+import { withTempDir } from "./helpers.js";
+
+const SHA = "0123456789abcdef0123456789abcdef01234567";
+const OTHER_SHA = "fedcba9876543210fedcba9876543210fedcba98";
+
+/**
+ * Lays out a Hub cache exactly as Python's huggingface_hub does:
+ * models--owner--name/{refs/main, blobs/<etag>, snapshots/<sha>/<file> -> ../../blobs/<etag>}.
+ */
+async function layOutCache(
+  cacheDir: string,
+  files: Record<string, string>,
+  opts: { dangling?: string } = {},
+) {
+  const repoDir = join(cacheDir, "models--acme--tiny-model");
+  await mkdir(join(repoDir, "refs"), { recursive: true });
+  await mkdir(join(repoDir, "blobs"), { recursive: true });
+  await writeFile(join(repoDir, "refs", "main"), SHA); // no trailing newline, like huggingface_hub
+  for (const [i, [path, content]] of Object.entries(files).entries()) {
+    const etag = `blob${i}`.padEnd(40, "0");
+    const link = join(repoDir, "snapshots", SHA, path);
+    await mkdir(join(link, ".."), { recursive: true });
+    if (path !== opts.dangling) await writeFile(join(repoDir, "blobs", etag), content);
+    const depth = path.split("/").length - 1;
+    await symlink(`${"../".repeat(depth + 2)}blobs/${etag}`, link);
+  }
+  return join(repoDir, "snapshots", SHA);
+}
+
+const FILES = {
+  "config.json": '{"model_type":"mistral"}',
+  "model.safetensors": "weights",
+  "sub/tokenizer.json": "{}",
+};
+
+const ENV_KEYS = [
+  "HF_HUB_OFFLINE",
+  "HF_HUB_CACHE",
+  "HF_HOME",
+  "HUGGINGFACE_HUB_CACHE",
+  "HF_TOKEN",
+  "HF_ENDPOINT",
+];
+let savedEnv: Record<string, string | undefined>;
+beforeEach(() => {
+  savedEnv = Object.fromEntries(ENV_KEYS.map((k) => [k, process.env[k]]));
+  for (const k of ENV_KEYS) delete process.env[k];
+});
+afterEach(() => {
+  for (const [k, v] of Object.entries(savedEnv)) {
+    if (v === undefined) delete process.env[k];
+    else process.env[k] = v;
+  }
+});
+
+async function sourceError(promise: Promise<unknown>): Promise<SourceError> {
+  const error = await promise.then(
+    () => undefined,
+    (e: unknown) => e,
+  );
+  expect(error).toBeInstanceOf(SourceError);
+  return error as SourceError;
+}
+
+describe("resolveSource: local folders", () => {
+  it("resolves ./relative, absolute and existing bare folders; rejects a missing one", async () => {
+    await withTempDir(async (dir) => {
+      await writeFile(join(dir, "config.json"), "{}");
+      expect(await resolveSource(dir)).toEqual({ dir, kind: "local" });
+      const cwd = process.cwd();
+      process.chdir(join(dir, ".."));
+      try {
+        const name = dir.split("/").pop()!;
+        expect((await resolveSource(`./${name}`)).dir).toBe(dir);
+      } finally {
+        process.chdir(cwd);
+      }
+      expect(await resolveSource(dir, { files: ["config.json", "*.json"] })).toMatchObject({
+        kind: "local",
+      });
+      const missingFile = await sourceError(resolveSource(dir, { files: ["tokenizer.json"] }));
+      expect(missingFile.file).toBe(join(dir, "tokenizer.json"));
+      await sourceError(resolveSource(join(dir, "nope")));
+      await sourceError(resolveSource("not a spec!"));
+    });
+  });
+});
+
+describe("resolveSource: Hub repos from a cache laid out like Python's (offline)", () => {
+  it("finds the snapshot through refs/<revision>", async () => {
+    await withTempDir(async (cacheDir) => {
+      const snapshot = await layOutCache(cacheDir, FILES);
+      const resolved = await resolveSource("acme/tiny-model@main", { cacheDir, offline: true });
+      expect(resolved).toEqual({
+        dir: snapshot,
+        kind: "hub",
+        repo: "acme/tiny-model",
+        revision: "main",
+        commit: SHA,
+      });
+      expect(await readFile(join(resolved.dir, "sub/tokenizer.json"), "utf8")).toBe("{}");
+      // The revision defaults to main; a commit hash needs no ref.
+      expect((await resolveSource("acme/tiny-model", { cacheDir, offline: true })).commit).toBe(
+        SHA,
+      );
+      expect((await resolveSource(`acme/tiny-model@${SHA}`, { cacheDir, offline: true })).dir).toBe(
+        snapshot,
+      );
+    });
+  });
+
+  it("reads HF_HUB_OFFLINE=1 and HF_HUB_CACHE / HF_HOME from the environment", async () => {
+    await withTempDir(async (home) => {
+      const snapshot = await layOutCache(join(home, "hub"), FILES);
+      process.env.HF_HUB_OFFLINE = "1";
+      process.env.HF_HOME = home;
+      expect((await resolveSource("acme/tiny-model@main")).dir).toBe(snapshot);
+      process.env.HF_HUB_CACHE = join(home, "elsewhere");
+      const error = await sourceError(resolveSource("acme/tiny-model@main"));
+      expect(error.file).toContain(join(home, "elsewhere"));
+    });
+  });
+
+  it("checks requested files and globs; a missing file names itself and repo@revision", async () => {
+    await withTempDir(async (cacheDir) => {
+      await layOutCache(cacheDir, FILES, { dangling: "model.safetensors" });
+      await expect(
+        resolveSource("acme/tiny-model@main", {
+          cacheDir,
+          offline: true,
+          files: ["config.json", "**/*.json"],
+        }),
+      ).resolves.toMatchObject({ commit: SHA });
+      const missing = await sourceError(
+        resolveSource("acme/tiny-model@main", {
+          cacheDir,
+          offline: true,
+          files: ["config.json", "generation_config.json"],
+        }),
+      );
+      expect(missing.message).toMatch(
+        /HF_HUB_OFFLINE=1.*"generation_config\.json" of acme\/tiny-model@main/,
+      );
+      // A snapshot link whose blob is gone counts as missing.
+      const dangling = await sourceError(
+        resolveSource("acme/tiny-model@main", {
+          cacheDir,
+          offline: true,
+          files: ["model.safetensors"],
+        }),
+      );
+      expect(dangling.message).toMatch(/lacks "model\.safetensors"/);
+      const glob = await sourceError(
+        resolveSource("acme/tiny-model@main", { cacheDir, offline: true, files: ["*.bin"] }),
+      );
+      expect(glob.message).toMatch(/no cached file matches "\*\.bin"/);
+    });
+  });
+
+  it("an uncached revision or commit is a clear error", async () => {
+    await withTempDir(async (cacheDir) => {
+      await layOutCache(cacheDir, FILES);
+      const rev = await sourceError(
+        resolveSource("acme/tiny-model@dev", { cacheDir, offline: true }),
+      );
+      expect(rev.message).toMatch(/acme\/tiny-model@dev is not in the Hub cache/);
+      const commit = await sourceError(
+        resolveSource(`acme/tiny-model@${OTHER_SHA}`, { cacheDir, offline: true }),
+      );
+      expect(commit.message).toMatch(/has no cached snapshot/);
+      await sourceError(resolveSource("acme/other@main", { cacheDir, offline: true }));
+    });
+  });
+});
+
+/** A minimal in-memory Hub answering the endpoints @huggingface/hub calls for a download. */
+function fakeHub(files: Record<string, string>, opts: { token?: string } = {}) {
+  const calls: string[] = [];
+  const oid = (path: string) => Buffer.from(path).toString("hex").padEnd(40, "0").slice(0, 40);
+  const fetchImpl: typeof fetch = async (input, init) => {
+    const url = new URL(String(input));
+    const headers = new Headers(init?.headers);
+    calls.push(`${init?.method ?? "GET"} ${url.pathname}`);
+    if (opts.token !== undefined && headers.get("authorization") !== `Bearer ${opts.token}`) {
+      return new Response(
+        JSON.stringify({ error: "Invalid credentials in Authorization header" }),
+        {
+          status: 401,
+          headers: { "content-type": "application/json" },
+        },
+      );
+    }
+    const json = (body: unknown) =>
+      new Response(JSON.stringify(body), { headers: { "content-type": "application/json" } });
+    const entry = (path: string) => ({
+      type: "file",
+      path,
+      size: files[path]!.length,
+      oid: oid(path),
+      lastCommit: { id: SHA, title: "x", date: "2026-01-01" },
+    });
+    if (url.pathname === "/api/models/acme/tiny-model/revision/main")
+      return json({ id: "acme/tiny-model", sha: SHA });
+    if (url.pathname === `/api/models/acme/tiny-model/tree/${SHA}`)
+      return json(Object.keys(files).map(entry));
+    if (url.pathname === `/api/models/acme/tiny-model/paths-info/${SHA}`) {
+      const { paths } = JSON.parse(String(init?.body)) as { paths: string[] };
+      return json(paths.filter((p) => p in files).map(entry));
+    }
+    const prefix = `/acme/tiny-model/resolve/${SHA}/`;
+    if (url.pathname.startsWith(prefix)) {
+      const content = files[decodeURIComponent(url.pathname.slice(prefix.length))];
+      if (content === undefined)
+        return new Response("", { status: 404, headers: { "X-Error-Code": "EntryNotFound" } });
+      const range = headers.get("range");
+      if (range === "bytes=0-0") {
+        return new Response(content.slice(0, 1), {
+          status: 206,
+          headers: {
+            "content-range": `bytes 0-0/${content.length}`,
+            etag: `"${oid(url.pathname)}"`,
+          },
+        });
+      }
+      return new Response(content, { headers: { "content-length": String(content.length) } });
+    }
+    return new Response("not found", { status: 404 });
+  };
+  return { fetch: fetchImpl, calls };
+}
+
+describe("resolveSource: Hub repos online (mocked Hub, no network)", () => {
+  it("downloads into the Python cache layout, records refs/main, reports progress, then serves offline", async () => {
+    await withTempDir(async (cacheDir) => {
+      const hub = fakeHub(FILES);
+      const events: Array<{ file: string; loaded: number; total?: number }> = [];
+      const resolved = await resolveSource("acme/tiny-model@main", {
+        cacheDir,
+        fetch: hub.fetch,
+        hubUrl: "https://hub.test",
+        files: ["*.json", "sub/*"],
+        onProgress: (e) => events.push(e),
+      });
+      expect(resolved).toMatchObject({
+        kind: "hub",
+        commit: SHA,
+        dir: join(cacheDir, "models--acme--tiny-model", "snapshots", SHA),
+      });
+      expect(await readFile(join(resolved.dir, "config.json"), "utf8")).toBe(FILES["config.json"]);
+      expect(await readFile(join(resolved.dir, "sub/tokenizer.json"), "utf8")).toBe("{}");
+      expect(await readlink(join(resolved.dir, "config.json"))).toMatch(/^\.\.\/\.\.\/blobs\//);
+      expect(
+        await readFile(join(cacheDir, "models--acme--tiny-model", "refs", "main"), "utf8"),
+      ).toBe(SHA);
+      // model.safetensors was not requested.
+      await expect(readFile(join(resolved.dir, "model.safetensors"))).rejects.toThrow();
+      expect(events.filter((e) => e.file === "config.json").at(-1)).toEqual({
+        file: "config.json",
+        loaded: 24,
+        total: 24,
+      });
+      expect(new Set(events.map((e) => e.file))).toEqual(
+        new Set(["config.json", "sub/tokenizer.json"]),
+      );
+
+      // What was downloaded now resolves with no network at all.
+      await expect(
+        resolveSource("acme/tiny-model@main", { cacheDir, offline: true, files: ["config.json"] }),
+      ).resolves.toMatchObject({
+        commit: SHA,
+      });
+      // A file the repo does not have is named with repo@revision.
+      const missing = await sourceError(
+        resolveSource("acme/tiny-model@main", {
+          cacheDir,
+          fetch: hub.fetch,
+          hubUrl: "https://hub.test",
+          files: ["nope.bin"],
+        }),
+      );
+      expect(missing.message).toMatch(/"nope\.bin" is not in acme\/tiny-model@main/);
+    });
+  });
+
+  it("sends HF_TOKEN to the Hub and never puts it into an error", async () => {
+    await withTempDir(async (cacheDir) => {
+      const token = "hf_secretSecretSecret123";
+      process.env.HF_TOKEN = token;
+      const hub = fakeHub(FILES, { token });
+      await expect(
+        resolveSource("acme/tiny-model@main", {
+          cacheDir,
+          fetch: hub.fetch,
+          hubUrl: "https://hub.test",
+          files: ["config.json"],
+        }),
+      ).resolves.toMatchObject({ commit: SHA });
+      const wrong = await sourceError(
+        resolveSource("acme/tiny-model@main", {
+          cacheDir,
+          fetch: hub.fetch,
+          hubUrl: "https://hub.test",
+          token: "hf_wrongWrongWrong456",
+        }),
+      );
+      expect(wrong.message).toMatch(/acme\/tiny-model@main/);
+      expect(`${wrong.message} ${String(wrong.stack)}`).not.toContain("hf_wrongWrongWrong456");
+      expect(`${wrong.message} ${String(wrong.stack)}`).not.toContain(token);
+    });
+  });
+});
