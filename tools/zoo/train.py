@@ -139,7 +139,7 @@ def lr_at(step: int, total: int, peak: float, warmup: int) -> float:
 
 
 def train_loop(model, params, sources, weights, steps, bs, peak_lr, warmup, seed, device, tag, wd=0.0):
-    opt = torch.optim.AdamW(params, lr=peak_lr, betas=(0.9, 0.95), weight_decay=wd)
+    opt = torch.optim.AdamW(params, lr=peak_lr, betas=(0.9, 0.95), weight_decay=wd, fused=device == "cuda")
     g = torch.Generator().manual_seed(seed)
     model.train()
     t = time.time()
@@ -231,7 +231,7 @@ def evaluate(model, tok: Tokenizer, rows: list[dict], families: list[str], devic
     mc = [r for r in rows if r["eval_type"] == "multiple_choice"]
     gen = [r for r in rows if r["eval_type"] == "generation"]
     mc_ok = score_mc(model, tok, mc, device)
-    gen_out = greedy(model, tok, [r["input"] for r in gen], device)
+    gen_out = greedy(model, tok, [r["input"] for r in gen], device, max_new=32 if device == "cuda" else 6)
     gen_ok = [o.strip() == r["target"].strip() for o, r in zip(gen_out, gen)]
     res = {}
     for f in families:
@@ -251,10 +251,13 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", required=True)
     ap.add_argument("--smoke", action="store_true")
-    ap.add_argument("--base-steps", type=int, default=4000)
-    ap.add_argument("--expert-steps", type=int, default=1000)
-    ap.add_argument("--expert-extend", type=int, default=800, help="extra steps while an expert is under target")
+    ap.add_argument("--base-steps", type=int, default=3000)
+    ap.add_argument("--expert-steps", type=int, default=600)
+    ap.add_argument("--expert-extend", type=int, default=400, help="extra steps while an expert is under target")
     ap.add_argument("--held-in-pool", type=int, default=32, help="fixed examples per held-in family the base sees")
+    ap.add_argument("--stages", default="base,experts,eval", help="comma list; a skipped stage's outputs are read from data/zoo")
+    ap.add_argument("--only-experts", default="", help="comma list of experts to train (default: all)")
+    ap.add_argument("--budget-s", type=float, default=540.0, help="stop starting new experts / skip eval past this wall time")
     args = ap.parse_args()
     smoke = args.smoke
     device = "cuda" if torch.cuda.is_available() else "cpu"
@@ -276,8 +279,9 @@ def main() -> None:
     with open(ZOO / "eval" / "test_labelled.csv", newline="") as f:
         exclude |= {r["input"] for r in csv.DictReader(f)}
     if smoke:
-        eval_rows = [r for i, r in enumerate(eval_rows) if i % 10 < 2]
+        eval_rows = [r for i, r in enumerate(eval_rows) if i % 25 < 2]
 
+    stages = set(args.stages.split(","))
     # ---------------- base
     scale = 0.02 if smoke else 1.0
     rng = random.Random(seed_for("pretrain-text"))
@@ -288,23 +292,36 @@ def main() -> None:
     pool = Encoded(encode_tasks(tok, [p for f in HELD_IN for p in family_pairs(f, args.held_in_pool, "pretrain-pool", exclude)], False), device)
     log(f"pretraining data: filler {len(filler)}, kb {len(kbdocs)}, held-out tasks {len(held_out_src)}, held-in pool {len(pool)}")
     cfg = model_config(tok.get_vocab_size(), smoke)
+    results: dict = {"models": {}, "timing": {}, "params": {}}
+    if "base" not in stages:
+        import shutil
+
+        shutil.copytree(ZOO / "base", out / "base", dirs_exist_ok=True)
+        cfg = json.loads((out / "base" / "config.json").read_text())
+        if (ZOO / "results.json").exists():
+            results = json.loads((ZOO / "results.json").read_text())
+            results["models"] = {}
     hf_cfg = MistralConfig(**{k: v for k, v in cfg.items() if k not in ("architectures", "torch_dtype", "model_type")})
-    torch.manual_seed(seed_for("base-init"))
-    model = MistralForCausalLM(hf_cfg).to(device)
-    n_params = sum(p.numel() for p in model.parameters())
-    log(f"base: {n_params} parameters")
-    t_base = time.time()
-    steps = 30 if smoke else args.base_steps
-    train_loop(model, list(model.parameters()), [filler, kbdocs, held_out_src, pool], [0.3, 0.3, 0.3, 0.1], steps, 256, 1.5e-3, min(200, steps // 10), seed_for("base-train"), device, "base", wd=0.1)
-    t_base = time.time() - t_base
-    # Ship BF16 like Mistral; everything after this point uses the BF16-rounded weights.
-    model = model.to(torch.bfloat16)
-    model.save_pretrained(out / "base", max_shard_size="8MB")
-    (out / "base" / "config.json").write_text(json.dumps(cfg, indent=2) + "\n")
-    for f in ("generation_config.json",):
-        if (out / "base" / f).exists():
-            (out / "base" / f).unlink()
-    log(f"saved base: {sorted(p.name for p in (out / 'base').iterdir())}")
+    if "base" in stages:
+        torch.manual_seed(seed_for("base-init"))
+        model = MistralForCausalLM(hf_cfg).to(device)
+        n_params = sum(p.numel() for p in model.parameters())
+        log(f"base: {n_params} parameters")
+        t_base = time.time()
+        steps = 30 if smoke else args.base_steps
+        train_loop(model, list(model.parameters()), [filler, kbdocs, held_out_src, pool], [0.3, 0.3, 0.3, 0.1], steps, 512, 1.5e-3, min(200, steps // 10), seed_for("base-train"), device, "base", wd=0.1)
+        results["timing"]["base_train_s"] = round(time.time() - t_base, 1)
+        results["params"]["base"] = n_params
+        results["base_steps"] = steps
+        # Ship BF16 like Mistral; everything after this point uses the BF16-rounded weights.
+        model = model.to(torch.bfloat16)
+        model.save_pretrained(out / "base", max_shard_size="8MB")
+        (out / "base" / "config.json").write_text(json.dumps(cfg, indent=2) + "\n")
+        for f in ("generation_config.json",):
+            if (out / "base" / f).exists():
+                (out / "base" / f).unlink()
+        log(f"saved base: {sorted(p.name for p in (out / 'base').iterdir())}")
+        del model
 
     def load_base():
         m = MistralForCausalLM.from_pretrained(out / "base", dtype=torch.float32).to(device)
@@ -312,10 +329,14 @@ def main() -> None:
         return m
 
     # ---------------- experts
-    results: dict = {"models": {}, "timing": {"base_train_s": round(t_base, 1)}, "params": {"base": n_params}}
     t_exp = time.time()
     lora_cfg = dict(r=8, lora_alpha=16, lora_dropout=0.0, target_modules=LORA_TARGETS, bias="none", task_type="CAUSAL_LM")
-    for name, fams in EXPERTS.items():
+    todo = [n for n in EXPERTS if "experts" in stages and (not args.only_experts or n in args.only_experts.split(","))]
+    for name in todo:
+        fams = EXPERTS[name]
+        if time.time() - T0 > args.budget_s * 0.75:
+            log(f"budget: skipping expert {name}")
+            continue
         data = Encoded(encode_tasks(tok, [p for f in fams for p in family_pairs(f, int(30000 * scale) or 100, f"expert-{name}", exclude)], True), device)
         dev_rows = []
         for f in fams:
@@ -325,20 +346,29 @@ def main() -> None:
         pm = get_peft_model(load_base(), LoraConfig(**lora_cfg))
         params = [p for p in pm.parameters() if p.requires_grad]
         total, extra = (20 if smoke else args.expert_steps), 0
-        train_loop(pm, params, [data], [1.0], total, 128, 2e-3, 50 if not smoke else 2, seed_for("lora-train", name), device, f"expert {name}")
+        train_loop(pm, params, [data], [1.0], total, 256, 3e-3, 50 if not smoke else 2, seed_for("lora-train", name), device, f"expert {name}")
         for attempt in range(2):
             dev = evaluate(pm, tok, dev_rows, fams, device)
             dev_acc = min(dev["families"][f]["gen"] for f in fams)
             log(f"expert {name}: dev generation accuracy {[(f, dev['families'][f]['gen']) for f in fams]}")
             if dev_acc >= 0.95 or smoke:
                 break
-            train_loop(pm, params, [data], [1.0], args.expert_extend, 128, 1e-3, 20, seed_for("lora-extend", name, attempt), device, f"expert {name} extend {attempt}")
+            if time.time() - T0 > args.budget_s * 0.8:
+                break
+            train_loop(pm, params, [data], [1.0], args.expert_extend, 256, 1.5e-3, 20, seed_for("lora-extend", name, attempt), device, f"expert {name} extend {attempt}")
             extra += args.expert_extend
         results.setdefault("expert_steps", {})[name] = total + extra
         pm.save_pretrained(out / "experts" / name)
         log(f"saved expert {name}")
         del pm
-    results["timing"]["experts_train_s"] = round(time.time() - t_exp, 1)
+    if todo:
+        results["timing"]["experts_train_s"] = results["timing"].get("experts_train_s", 0) + round(time.time() - t_exp, 1)
+    (out / "results.json").write_text(json.dumps(results, indent=1) + "\n")
+    (out / "train_log.txt").write_text("\n".join(LOG) + "\n")
+    missing = [n for n in EXPERTS if not (out / "experts" / n).exists() and not (ZOO / "experts" / n).exists()]
+    if "eval" not in stages or time.time() - T0 > args.budget_s or missing:
+        log(f"stopping before eval (missing experts: {missing})")
+        return
 
     # ---------------- reference table
     t_eval = time.time()
@@ -347,9 +377,12 @@ def main() -> None:
     results["models"]["base"] = evaluate(base, tok, eval_rows, all_fams, device)
     log(f"base: held-in {mean_over(results['models']['base'], HELD_IN):.3f} held-out {mean_over(results['models']['base'], HELD_OUT):.3f}")
     names = list(EXPERTS)
-    pm = PeftModel.from_pretrained(base, out / "experts" / names[0], adapter_name=names[0])
+    def expert_dir(n: str) -> Path:
+        return out / "experts" / n if (out / "experts" / n).exists() else ZOO / "experts" / n
+
+    pm = PeftModel.from_pretrained(base, expert_dir(names[0]), adapter_name=names[0])
     for n in names[1:]:
-        pm.load_adapter(out / "experts" / n, adapter_name=n)
+        pm.load_adapter(expert_dir(n), adapter_name=n)
     pm.eval()
     for n in names:
         pm.set_adapter(n)
@@ -357,7 +390,8 @@ def main() -> None:
         own = mean_over(results["models"][f"expert:{n}"], EXPERTS[n])
         log(f"expert {n}: own {own:.3f} held-in {mean_over(results['models'][f'expert:{n}'], HELD_IN):.3f} held-out {mean_over(results['models'][f'expert:{n}'], HELD_OUT):.3f}")
     k = len(names)
-    total_rank = 8 * k
+    # rank of an exact SVD of the merged delta: the summed ranks, capped by the narrowest module (k/v: kv heads * head_dim)
+    total_rank = min(8 * k, cfg["num_key_value_heads"] * cfg["head_dim"])
     merges = {
         # name: (combination_type, weights, density, svd_rank, description)
         "linear": ("linear", [1.0 / k] * k, None, None, "PEFT 'linear': weighted sum of A and of B factors separately (sqrt(w) on each), weights 1/8"),

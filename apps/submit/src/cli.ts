@@ -7,7 +7,8 @@ const startedAt = performance.now();
 
 function seconds(value: string): number {
   const n = Number(value);
-  if (!Number.isFinite(n) || n <= 0) throw new InvalidArgumentError("expected a positive number of seconds");
+  if (!Number.isFinite(n) || n <= 0)
+    throw new InvalidArgumentError("expected a positive number of seconds");
   return n;
 }
 
@@ -19,12 +20,22 @@ function program(): Command {
         "Relative paths resolve against the workspace root (the folder with pnpm-workspace.yaml).",
     )
     .option("-c, --config <file>", "config file, JSON or YAML (default: configs/embedded.yaml)")
-    .option("-m, --method <name>", "merge method from @merge/strategies (default: the config's, else osm)")
+    .option(
+      "-m, --method <name>",
+      "merge method from @merge/strategies (default: the config's, else osm)",
+    )
     .option("--data <file>", "competition CSV to answer (default: the config's, data/test.csv)")
     .option("--out <file>", "predictions CSV to write (default: the config's, output/test.csv)")
-    .option("--budget <seconds>", "wall-clock budget for merge + evaluation (default 3600)", seconds)
+    .option(
+      "--budget <seconds>",
+      "wall-clock budget for merge + evaluation (default 3600)",
+      seconds,
+    )
     .option("--merge-only", "merge and save the adapter, answer nothing (needs --save-adapter)")
-    .option("--save-adapter <dir>", "with --merge-only: write the merged model as a PEFT LoRA adapter")
+    .option(
+      "--save-adapter <dir>",
+      "with --merge-only: write the merged model as a PEFT LoRA adapter",
+    )
     .option(
       "--eval-labelled <files...>",
       "labelled CSVs (with a target column) to answer and score; replaces --data unless it is given",
@@ -33,7 +44,7 @@ function program(): Command {
     .option("--no-progress", "no progress output")
     .addHelpText(
       "after",
-      "\nExit status: 0 done; 1 error; 3 the time budget cut rows (the CSV is still complete).\n" +
+      "\nExit status: 0 done; 1 error; 3 the time budget cut rows; 4 the model failed on some rows\n(with 3 and 4 the CSV is still complete and valid).\n" +
         "Example: pnpm --filter submit start -- --config configs/mistral-7b.yaml --budget 3000",
     );
 }
@@ -87,7 +98,9 @@ main(process.argv.slice(2)).then(
       err instanceof ReferenceError;
     if (bug || process.env.MERGE_DEBUG) {
       // A programming error, not bad input: the stack is what helps.
-      process.stderr.write(`error: unexpected failure\n${err instanceof Error ? err.stack : String(err)}\n`);
+      process.stderr.write(
+        `error: unexpected failure\n${err instanceof Error ? err.stack : String(err)}\n`,
+      );
     } else {
       // Typed errors (SubmitError, CsvValidationError, SafetensorsError, …) name the file,
       // tensor or row and what was expected; the message is the report.

@@ -106,7 +106,8 @@ class Fields {
   positive(key: string, fallback: number): number {
     const v = this.obj[key];
     if (v === undefined) return fallback;
-    if (typeof v !== "number" || !(v > 0) || !Number.isFinite(v)) this.bad(key, "a positive number");
+    if (typeof v !== "number" || !(v > 0) || !Number.isFinite(v))
+      this.bad(key, "a positive number");
     return v;
   }
   oneOf<T extends string>(key: string, options: readonly T[], fallback: T): T {
@@ -202,7 +203,11 @@ export function parseConfig(raw: unknown, file: string): SubmitConfig {
     },
     runtime: {
       dtype: r.oneOf("dtype", ["fp32", "fp16"] as const, dr.dtype),
-      executionProvider: r.oneOf("executionProvider", ["cpu", "cuda"] as const, dr.executionProvider),
+      executionProvider: r.oneOf(
+        "executionProvider",
+        ["cpu", "cuda"] as const,
+        dr.executionProvider,
+      ),
       ...(threads !== undefined ? { threads } : {}),
       deltaMode: r.oneOf("deltaMode", ["fold", "side-branch"] as const, dr.deltaMode),
       weightQuant: r.oneOf("weightQuant", ["none", "int8", "int4"] as const, dr.weightQuant),
@@ -227,7 +232,9 @@ export async function loadConfig(file: string): Promise<SubmitConfig> {
   try {
     text = await readFile(file, "utf8");
   } catch (err) {
-    throw new ConfigError(file, `cannot read the config: ${(err as Error).message}`, { cause: err });
+    throw new ConfigError(file, `cannot read the config: ${(err as Error).message}`, {
+      cause: err,
+    });
   }
   let raw: unknown;
   try {

@@ -28,3 +28,6 @@ export class ExpertMismatchError extends SubmitError {
 
 /** Exit code when the time budget cut rows (the CSV is still complete and valid). */
 export const EXIT_BUDGET_CUT = 3;
+
+/** Exit code when the model failed on some rows (the CSV is still complete and valid). */
+export const EXIT_ROW_ERRORS = 4;

@@ -16,7 +16,11 @@ const MiB = 1024 * 1024;
 export class PhaseTimer {
   readonly phases: PhaseRecord[] = [];
 
-  async run<T>(name: string, work: () => Promise<T>, note?: (result: T) => string | undefined): Promise<T> {
+  async run<T>(
+    name: string,
+    work: () => Promise<T>,
+    note?: (result: T) => string | undefined,
+  ): Promise<T> {
     let peak = process.memoryUsage.rss();
     const sampler = setInterval(() => {
       peak = Math.max(peak, process.memoryUsage.rss());
@@ -53,9 +57,18 @@ export function processPeakRssMiB(): number {
 }
 
 export function formatPhaseTable(phases: readonly PhaseRecord[]): string {
-  const rows = phases.map((p) => [p.name, p.seconds.toFixed(2), String(p.peakRssMiB), p.note ?? ""]);
+  const rows = phases.map((p) => [
+    p.name,
+    p.seconds.toFixed(2),
+    String(p.peakRssMiB),
+    p.note ?? "",
+  ]);
   const head = ["phase", "seconds", "peak RSS MiB", "note"];
   const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
-  const line = (r: string[]) => r.map((c, i) => (i === 1 || i === 2 ? c.padStart(widths[i]!) : c.padEnd(widths[i]!))).join("  ").trimEnd();
+  const line = (r: string[]) =>
+    r
+      .map((c, i) => (i === 1 || i === 2 ? c.padStart(widths[i]!) : c.padEnd(widths[i]!)))
+      .join("  ")
+      .trimEnd();
   return [line(head), line(widths.map((w) => "-".repeat(w))), ...rows.map(line)].join("\n");
 }

@@ -15,7 +15,7 @@ import { MistralRunner, buildOnnxModel } from "@merge/mistral-onnx";
 import { PeftAdapter, SafetensorsCheckpoint } from "@merge/tensor-io";
 import { buildIntoCache, cacheKey, isCachedBuild } from "./cache.js";
 import { DEFAULT_CONFIG, type SubmitConfig, loadConfig } from "./config.js";
-import { EXIT_BUDGET_CUT, SubmitError } from "./errors.js";
+import { EXIT_BUDGET_CUT, EXIT_ROW_ERRORS, SubmitError } from "./errors.js";
 import { type LoadedExpert, type MergeStats, planMerge, streamingMergeSource } from "./merge.js";
 import { PhaseTimer, formatPhaseTable, processPeakRssMiB } from "./phases.js";
 import { saveMergedAdapter } from "./save-adapter.js";
@@ -52,6 +52,8 @@ export interface OutputSummary {
   cutByBudget: number;
   placeholders: number;
   emptyGenerations: number;
+  /** Rows the model failed on, answered with fallbacks. */
+  rowErrors: number;
 }
 
 export interface RunReport {
@@ -81,7 +83,9 @@ export interface SubmitOutcome {
 }
 
 /** The run's settings: config file (or the embedded default) with command-line overrides. */
-async function effectiveConfig(opts: SubmitOptions): Promise<{ config: SubmitConfig; file: string | null }> {
+async function effectiveConfig(
+  opts: SubmitOptions,
+): Promise<{ config: SubmitConfig; file: string | null }> {
   let file: string | null = null;
   let config = DEFAULT_CONFIG;
   if (opts.configFile !== undefined) {
@@ -103,7 +107,8 @@ async function effectiveConfig(opts: SubmitOptions): Promise<{ config: SubmitCon
   if (opts.data !== undefined) c.data = opts.data;
   if (opts.out !== undefined) c.out = opts.out;
   if (opts.budgetSeconds !== undefined) {
-    if (!(opts.budgetSeconds > 0)) throw new SubmitError("--budget must be a positive number of seconds");
+    if (!(opts.budgetSeconds > 0))
+      throw new SubmitError("--budget must be a positive number of seconds");
     c.budgetSeconds = opts.budgetSeconds;
   }
   return { config: c, file };
@@ -121,7 +126,9 @@ export async function runSubmit(opts: SubmitOptions): Promise<SubmitOutcome> {
   const timer = new PhaseTimer();
 
   if (opts.mergeOnly && opts.saveAdapter === undefined) {
-    throw new SubmitError("--merge-only needs --save-adapter DIR (where to write the merged adapter)");
+    throw new SubmitError(
+      "--merge-only needs --save-adapter DIR (where to write the merged adapter)",
+    );
   }
   if (opts.saveAdapter !== undefined && !opts.mergeOnly) {
     throw new SubmitError("--save-adapter is used with --merge-only");
@@ -151,7 +158,11 @@ export async function runSubmit(opts: SubmitOptions): Promise<SubmitOutcome> {
           const labelled = opts.evalLabelled ?? [];
           if (labelled.length === 0 || opts.data !== undefined) {
             const dataPath = resolveFrom(root, config.data);
-            jobs.push({ dataset: await readCompetitionCsv(dataPath, readOpts), out: outPath, labelled: false });
+            jobs.push({
+              dataset: await readCompetitionCsv(dataPath, readOpts),
+              out: outPath,
+              labelled: false,
+            });
           }
           for (const f of labelled) {
             const p = resolveFrom(root, f);
@@ -229,7 +240,15 @@ export async function runSubmit(opts: SubmitOptions): Promise<SubmitOutcome> {
       );
       report.savedAdapter = dir;
       report.modulesMerged = stats.modules;
-      return await finish(report, timer, startedAt, outDir, 0, `merged adapter written to ${dir} (${saved.modules} modules)`, log);
+      return await finish(
+        report,
+        timer,
+        startedAt,
+        outDir,
+        0,
+        `merged adapter written to ${dir} (${saved.modules} modules)`,
+        log,
+      );
     }
 
     // ---- merge + build: merging streams into the ONNX weight writer, module by module.
@@ -321,6 +340,9 @@ export async function runSubmit(opts: SubmitOptions): Promise<SubmitOutcome> {
               deadline,
               now: () => performance.now(),
               progress: opts.progress ?? true,
+              // A failure on one row must not cost the whole hour: answer it with the fallback,
+              // report it, and exit non-zero.
+              onRowError: "fallback",
             }),
           );
         }
@@ -343,7 +365,13 @@ export async function runSubmit(opts: SubmitOptions): Promise<SubmitOutcome> {
           cutByBudget: res.cutByBudget,
           placeholders: res.placeholders,
           emptyGenerations: res.emptyGenerations,
+          rowErrors: res.rowErrors.length,
         });
+        for (const e of res.rowErrors.slice(0, 5)) {
+          log(
+            `warning: ${job.dataset.file}: row ${e.row} (id ${JSON.stringify(e.id)}) failed in the model: ${e.message}`,
+          );
+        }
         if (job.labelled) {
           const rows = job.dataset.entries.flatMap((e) => (e.kind === "ok" ? [e.row] : []));
           metrics.push(computeTaskMetrics(basename(job.out, ".csv"), rows, res.predictions));
@@ -357,6 +385,18 @@ export async function runSubmit(opts: SubmitOptions): Promise<SubmitOutcome> {
 
     const cut = report.outputs.reduce((n, o) => n + o.cutByBudget, 0);
     const rows = report.outputs.reduce((n, o) => n + o.rows, 0);
+    const errors = report.outputs.reduce((n, o) => n + o.rowErrors, 0);
+    if (errors > 0 && cut === 0) {
+      return await finish(
+        report,
+        timer,
+        startedAt,
+        outDir,
+        EXIT_ROW_ERRORS,
+        `${errors} of ${rows} rows failed in the model and were answered with fallback predictions (the CSV is complete and valid; see the warnings above)`,
+        log,
+      );
+    }
     if (cut > 0) {
       return await finish(
         report,
@@ -369,7 +409,15 @@ export async function runSubmit(opts: SubmitOptions): Promise<SubmitOutcome> {
       );
     }
     const written = report.outputs.map((o) => o.out).join(", ");
-    return await finish(report, timer, startedAt, outDir, 0, `wrote ${rows} predictions to ${written}`, log);
+    return await finish(
+      report,
+      timer,
+      startedAt,
+      outDir,
+      0,
+      `wrote ${rows} predictions to ${written}`,
+      log,
+    );
   } finally {
     await runner?.close().catch(() => {});
     for (const e of experts) await e.adapter.close().catch(() => {});
@@ -394,7 +442,9 @@ async function finish(
   await writeFileAtomic(join(outDir, "report.json"), `${JSON.stringify(report, null, 2)}\n`);
   log("");
   log(formatPhaseTable(timer.phases));
-  log(`total ${report.totalSeconds.toFixed(2)} s, process peak RSS ${report.processPeakRssMiB} MiB`);
+  log(
+    `total ${report.totalSeconds.toFixed(2)} s, process peak RSS ${report.processPeakRssMiB} MiB`,
+  );
   if (report.metrics) log(`\n${metricsMarkdown({ tasks: report.metrics })}`);
   log(`report: ${join(outDir, "report.json")}`);
   return { exitCode, message, report };

@@ -116,9 +116,13 @@ export async function resolveModelSource(
       ...(hub.cacheDir !== undefined ? { cacheDir: resolveFrom(root, hub.cacheDir) } : {}),
     });
   } catch (err) {
-    throw new SubmitError(`${role} "${spec}": cannot resolve from the Hub: ${(err as Error).message}`, 1, {
-      cause: err,
-    });
+    throw new SubmitError(
+      `${role} "${spec}": cannot resolve from the Hub: ${(err as Error).message}`,
+      1,
+      {
+        cause: err,
+      },
+    );
   }
   const missing = required.filter((f) => !existsSync(join(resolved.dir, f)));
   if (missing.length > 0) {

@@ -11,7 +11,10 @@ export interface ResolvedStrategy {
  * typed defaults before any work, so a typo fails at once (StrategyError lists what is known).
  * Range checks specific to a method run when it merges its first module.
  */
-export function resolveStrategy(method: string, overrides: Record<string, unknown>): ResolvedStrategy {
+export function resolveStrategy(
+  method: string,
+  overrides: Record<string, unknown>,
+): ResolvedStrategy {
   const strategy = getStrategy(method);
   return { strategy, hyper: resolveHyper(strategy.name, strategy.defaults, overrides) };
 }

@@ -1,4 +1,5 @@
-import { mkdtemp, readFile, readdir } from "node:fs/promises";
+import { existsSync } from "node:fs";
+import { mkdtemp, readFile, readdir, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parse } from "csv-parse/sync";
@@ -9,7 +10,11 @@ import { TINY_CSV, makeTinySetup, runCli } from "./helpers.js";
 const IDS = (parse(TINY_CSV, { columns: true }) as Array<{ id: string }>).map((r) => r.id);
 
 function readPredictions(text: string) {
-  return parse(text, { columns: true }) as Array<{ id: string; prediction: string; dummy_field: string }>;
+  return parse(text, { columns: true }) as Array<{
+    id: string;
+    prediction: string;
+    dummy_field: string;
+  }>;
 }
 
 describe("submit end to end on a tiny random Mistral with two PEFT experts", () => {
@@ -74,6 +79,39 @@ describe("submit end to end on a tiny random Mistral with two PEFT experts", () 
     const rows = readPredictions(await readFile(out, "utf8"));
     expect(rows.map((x) => x.id)).toEqual(IDS);
     expect(rows.every((x) => x.prediction.trim() !== "")).toBe(true);
+  });
+
+  it("--eval-labelled answers labelled files and reports accuracy and ROUGE per file", async () => {
+    const dir = await mkdtemp(join(tmpdir(), "submit-labelled-"));
+    const { config } = await makeTinySetup(dir);
+    const labelled = join(dir, "tiny_task.csv");
+    await writeFile(
+      labelled,
+      `id,input,target,answer_choices,eval_type
+0,"2 + 2 =",0,"['4', '5']",multiple_choice
+1,"Colour of the sky:",1,"['green', 'blue', 'red']",multiple_choice
+2,"Summarise: the cat sat on the mat.",the cat sat,None,generation
+`,
+    );
+    const r = await runCli(["--config", config, "--eval-labelled", labelled, "--no-progress"]);
+    expect(r.code, r.stderr).toBe(0);
+    const preds = readPredictions(await readFile(join(dir, "out", "tiny_task.csv"), "utf8"));
+    expect(preds.map((p) => p.id)).toEqual(["0", "1", "2"]);
+    const report = JSON.parse(await readFile(join(dir, "out", "report.json"), "utf8"));
+    const [m] = report.metrics;
+    expect(m).toMatchObject({
+      task: "tiny_task",
+      rows: 3,
+      multipleChoiceRows: 2,
+      generationRows: 1,
+    });
+    const expectedAccuracy =
+      ((preds[0]!.prediction === "0" ? 1 : 0) + (preds[1]!.prediction === "1" ? 1 : 0)) / 2;
+    expect(m.accuracy).toBe(expectedAccuracy);
+    expect(m.rouge1).toBeGreaterThanOrEqual(0);
+    expect(await readFile(join(dir, "out", "metrics.md"), "utf8")).toContain("| tiny_task | 3 |");
+    // The test data was not answered: --eval-labelled replaces --data unless it is given.
+    expect(existsSync(join(dir, "out", "test.csv"))).toBe(false);
   });
 
   it("--merge-only --save-adapter writes a PEFT adapter covering every merged module", async () => {

@@ -100,7 +100,10 @@ g2,Hello,generation,
 `;
 
 /** A workspace-like folder: two adapters, a data CSV and a config naming them. */
-export async function makeTinySetup(dir: string, extraConfig = ""): Promise<{ config: string; out: string }> {
+export async function makeTinySetup(
+  dir: string,
+  extraConfig = "",
+): Promise<{ config: string; out: string }> {
   await mkdir(join(dir, "experts"), { recursive: true });
   await writeTinyAdapter(join(dir, "experts", "a"), 1, [
     "model.layers.0.self_attn.q_proj",

@@ -51,10 +51,27 @@ export interface EvaluateOptions {
   /** true/false, or a sink; default: a terminal bar only when stderr is a TTY. */
   progress?: boolean | ProgressSink;
   fallbacks?: FallbackPredictions;
+  /**
+   * When the scorer or generator throws: "fail" (default) rethrows; "fallback" records the
+   * error and answers the row(s) with the fallback, so a long run still yields a full CSV.
+   */
+  onRowError?: "fail" | "fallback";
 }
 
 /** How a prediction came about. */
-export type PredictionSource = "model" | "budget-fallback" | "placeholder" | "empty-fallback";
+export type PredictionSource =
+  | "model"
+  | "budget-fallback"
+  | "placeholder"
+  | "empty-fallback"
+  | "error-fallback";
+
+/** A row the model failed on (scorer/generator threw) under onRowError "fallback". */
+export interface RowError {
+  id: string;
+  row: number;
+  message: string;
+}
 
 export interface PredictionDetail extends Prediction {
   source: PredictionSource;
@@ -72,6 +89,8 @@ export interface EvaluationResult {
   placeholders: number;
   /** Generation rows whose generated text was empty, answered with the fallback. */
   emptyGenerations: number;
+  /** Rows the model failed on, answered with fallbacks (onRowError "fallback"). */
+  rowErrors: RowError[];
   elapsedMs: number;
 }
 
@@ -152,8 +171,17 @@ export async function evaluateDataset(
   const total = mc.length + gen.length;
   let done = 0;
   let outOfTime = false;
-  const fits = (cost: CostEstimate, units: number) =>
-    options.deadline === undefined || now() + cost.estimate(units) <= options.deadline;
+  const rowErrors: RowError[] = [];
+  const fits = (cost: CostEstimate, units: number) => {
+    if (options.deadline === undefined) return true;
+    const t = now();
+    return t < options.deadline && t + cost.estimate(units) <= options.deadline;
+  };
+  const failed = (error: unknown, rows: CompetitionRow[]) => {
+    if (options.onRowError !== "fallback") throw error;
+    const message = error instanceof Error ? error.message : String(error);
+    for (const row of rows) rowErrors.push({ id: row.id, row: row.row, message });
+  };
 
   progress.start(total, "multiple choice");
   try {
@@ -164,21 +192,31 @@ export async function evaluateDataset(
         break;
       }
       const t0 = now();
-      const scored = await options.scorer.scoreContinuations(row.input, row.choices);
-      if (scored.length !== row.choices.length) {
-        throw new Error(
-          `scorer returned ${scored.length} scores for ${row.choices.length} choices (row ${row.row}, id ${JSON.stringify(row.id)})`,
-        );
+      try {
+        const scored = await options.scorer.scoreContinuations(row.input, row.choices);
+        if (scored.length !== row.choices.length) {
+          throw new Error(
+            `scorer returned ${scored.length} scores for ${row.choices.length} choices (row ${row.row}, id ${JSON.stringify(row.id)})`,
+          );
+        }
+        const choiceScores = scored.map((s) => (choiceScore === "mean" ? s.mean : s.sum));
+        out[index] = {
+          id: row.id,
+          prediction: String(argmaxChoice(choiceScores)),
+          source: "model",
+          evalType: "multiple_choice",
+          choiceScores,
+        };
+      } catch (err) {
+        failed(err, [row]);
+        out[index] = {
+          id: row.id,
+          prediction: fallbacks.multipleChoice,
+          source: "error-fallback",
+          evalType: "multiple_choice",
+        };
       }
       mcCost.add(now() - t0, 1);
-      const choiceScores = scored.map((s) => (choiceScore === "mean" ? s.mean : s.sum));
-      out[index] = {
-        id: row.id,
-        prediction: String(argmaxChoice(choiceScores)),
-        source: "model",
-        evalType: "multiple_choice",
-        choiceScores,
-      };
       progress.update(++done, "multiple choice");
     }
 
@@ -190,21 +228,31 @@ export async function evaluateDataset(
         break;
       }
       const t0 = now();
-      const texts = await options.generator.generate(
-        batch.map((b) => b.row.input),
-        { maxNewTokens, ...(options.stop ? { stop: options.stop } : {}) },
-      );
-      if (texts.length !== batch.length) {
-        throw new Error(`generator returned ${texts.length} texts for ${batch.length} prompts`);
+      let texts: Array<string | undefined>;
+      try {
+        texts = await options.generator.generate(
+          batch.map((b) => b.row.input),
+          { maxNewTokens, ...(options.stop ? { stop: options.stop } : {}) },
+        );
+        if (texts.length !== batch.length) {
+          throw new Error(`generator returned ${texts.length} texts for ${batch.length} prompts`);
+        }
+      } catch (err) {
+        failed(
+          err,
+          batch.map((b) => b.row),
+        );
+        texts = batch.map(() => undefined);
       }
       genCost.add(now() - t0, batch.length);
       batch.forEach(({ index, row }, k) => {
-        const text = texts[k] ?? "";
-        const empty = text.trim() === "";
+        const text = texts[k];
+        const source: PredictionSource =
+          text === undefined ? "error-fallback" : text.trim() === "" ? "empty-fallback" : "model";
         out[index] = {
           id: row.id,
-          prediction: empty ? fallbacks.generation : text,
-          source: empty ? "empty-fallback" : "model",
+          prediction: source === "model" ? text! : fallbacks.generation,
+          source,
           evalType: "generation",
         };
       });
@@ -225,7 +273,7 @@ export async function evaluateDataset(
     }
     // Only rows skipped because the budget ran out are left unanswered here.
     cutByBudget++;
-    const evalType = e.kind === "ok" ? e.row.evalType : e.row.evalType;
+    const evalType = e.row.evalType;
     return {
       id: e.row.id,
       prediction: fallbackFor(evalType, fallbacks),
@@ -233,5 +281,12 @@ export async function evaluateDataset(
       ...(evalType ? { evalType } : {}),
     };
   });
-  return { predictions, cutByBudget, placeholders, emptyGenerations, elapsedMs: now() - started };
+  return {
+    predictions,
+    cutByBudget,
+    placeholders,
+    emptyGenerations,
+    rowErrors,
+    elapsedMs: now() - started,
+  };
 }

@@ -25,6 +25,7 @@ export {
   type FallbackPredictions,
   type PredictionDetail,
   type PredictionSource,
+  type RowError,
   type TextGenerator,
   argmaxChoice,
   evaluateDataset,

@@ -182,4 +182,69 @@ describe("evaluateDataset", () => {
       evaluateDataset(entries(), { scorer: bad, generator, progress: false }),
     ).rejects.toThrow(/returned 0 scores for 3 choices \(row 2, id "m1"\)/);
   });
+
+  it("answers nothing once the deadline has passed", async () => {
+    let calls = 0;
+    const counting: ChoiceScorer = {
+      async scoreContinuations(p, c) {
+        calls++;
+        return scorer.scoreContinuations(p, c);
+      },
+    };
+    const { generator, calls: genCalls } = recordingGenerator();
+    const r = await evaluateDataset(entries(), {
+      scorer: counting,
+      generator,
+      deadline: 100,
+      now: () => 100,
+      progress: false,
+    });
+    expect(calls).toBe(0);
+    expect(genCalls).toHaveLength(0);
+    expect(r.cutByBudget).toBe(5);
+    expect(r.predictions.map((p) => p.prediction)).toEqual([
+      "unknown",
+      "0",
+      "unknown",
+      "0",
+      "unknown",
+    ]);
+  });
+
+  it("onRowError fallback records failures and still answers every row", async () => {
+    const flaky: ChoiceScorer = {
+      async scoreContinuations(p, c) {
+        if (c.length === 2) throw new Error("prompt too long");
+        return scorer.scoreContinuations(p, c);
+      },
+    };
+    const failing: TextGenerator = {
+      async generate() {
+        throw new Error("out of memory");
+      },
+    };
+    const r = await evaluateDataset(entries(), {
+      scorer: flaky,
+      generator: failing,
+      onRowError: "fallback",
+      progress: false,
+    });
+    expect(r.rowErrors.map((e) => [e.id, e.message])).toEqual([
+      ["m2", "prompt too long"],
+      ["g1", "out of memory"],
+      ["g2", "out of memory"],
+      ["g-long", "out of memory"],
+    ]);
+    expect(r.predictions.map((p) => p.source)).toEqual([
+      "error-fallback",
+      "model",
+      "error-fallback",
+      "error-fallback",
+      "error-fallback",
+    ]);
+    // Without the option the first failure propagates.
+    await expect(
+      evaluateDataset(entries(), { scorer: flaky, generator: failing, progress: false }),
+    ).rejects.toThrow("prompt too long");
+  });
 });

@@ -38,19 +38,26 @@ export class DeltaRowReader {
     const scale = m.scale ?? 1;
     const { rank: r, inFeatures: n } = m;
     this.at = new Float64Array(n * r);
-    for (let k = 0; k < r; k++) for (let j = 0; j < n; j++) this.at[j * r + k] = scale * m.A[k * n + j]!;
+    for (let k = 0; k < r; k++)
+      for (let j = 0; j < n; j++) this.at[j * r + k] = scale * m.A[k * n + j]!;
     this.brow = new Float64Array(r);
   }
 
   /** Rows [rowStart, rowEnd) of ΔW into `out` (or a new array), row-major (rowEnd−rowStart) × in. */
   read(rowStart: number, rowEnd: number, out?: Float32Array): Float32Array {
     const { outFeatures, inFeatures: n, rank: r, at, brow, b } = this;
-    if (!(Number.isInteger(rowStart) && Number.isInteger(rowEnd)) || rowStart < 0 || rowEnd > outFeatures || rowStart > rowEnd) {
+    if (
+      !(Number.isInteger(rowStart) && Number.isInteger(rowEnd)) ||
+      rowStart < 0 ||
+      rowEnd > outFeatures ||
+      rowStart > rowEnd
+    ) {
       throw new LoraError(`row range [${rowStart}, ${rowEnd}) outside [0, ${outFeatures})`);
     }
     const rows = rowEnd - rowStart;
     const dst = out ?? new Float32Array(rows * n);
-    if (dst.length < rows * n) throw new LoraError(`output buffer holds ${dst.length} values, need ${rows * n}`);
+    if (dst.length < rows * n)
+      throw new LoraError(`output buffer holds ${dst.length} values, need ${rows * n}`);
     for (let i = 0; i < rows; i++) {
       const bi = (rowStart + i) * r;
       for (let k = 0; k < r; k++) brow[k] = b[bi + k]!;

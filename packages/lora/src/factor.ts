@@ -74,10 +74,19 @@ export function concatenate(
 export function lowRankSvd(f: LowRank): LowRankSvd {
   const { A, B, rank: r, outFeatures: m, inFeatures: n } = f;
   if (A.length !== r * n || B.length !== m * r) {
-    throw new LoraError(`factor sizes A=${A.length}, B=${B.length} do not match rank ${r}, ${m}×${n}`);
+    throw new LoraError(
+      `factor sizes A=${A.length}, B=${B.length} do not match rank ${r}, ${m}×${n}`,
+    );
   }
   if (r === 0 || m === 0 || n === 0) {
-    return { U: new Float64Array(0), S: new Float64Array(0), V: new Float64Array(0), rank: 0, outFeatures: m, inFeatures: n };
+    return {
+      U: new Float64Array(0),
+      S: new Float64Array(0),
+      V: new Float64Array(0),
+      rank: 0,
+      outFeatures: m,
+      inFeatures: n,
+    };
   }
   const qb = thinQr(B, m, r);
   const qa = thinQr(A, n, r, true);
@@ -92,11 +101,15 @@ export function lowRankSvd(f: LowRank): LowRankSvd {
  * How many leading components to keep: at most `rank`, and the fewest whose squared singular
  * values reach `energy` (a fraction of Σ s², 1 = all). Exactly-zero components are never kept.
  */
-export function chooseRank(S: ArrayLike<number>, opts: { rank?: number; energy?: number } = {}): number {
+export function chooseRank(
+  S: ArrayLike<number>,
+  opts: { rank?: number; energy?: number } = {},
+): number {
   const energy = opts.energy ?? 1;
   if (!(energy >= 0 && energy <= 1)) throw new LoraError(`energy must be in [0, 1], got ${energy}`);
   const cap = opts.rank ?? S.length;
-  if (!Number.isInteger(cap) || cap < 0) throw new LoraError(`rank must be a non-negative integer, got ${cap}`);
+  if (!Number.isInteger(cap) || cap < 0)
+    throw new LoraError(`rank must be a non-negative integer, got ${cap}`);
   let total = 0;
   let nonzero = 0;
   for (let i = 0; i < S.length; i++) {
@@ -147,7 +160,8 @@ export function svdToLowRank(svd: LowRankSvd): LowRank & { A: Float32Array; B: F
   const { rank: k, outFeatures: m, inFeatures: n } = svd;
   const B = new Float32Array(m * k);
   const A = new Float32Array(k * n);
-  for (let i = 0; i < m; i++) for (let c = 0; c < k; c++) B[i * k + c] = svd.U[i * k + c]! * svd.S[c]!;
+  for (let i = 0; i < m; i++)
+    for (let c = 0; c < k; c++) B[i * k + c] = svd.U[i * k + c]! * svd.S[c]!;
   for (let c = 0; c < k; c++) for (let j = 0; j < n; j++) A[c * n + j] = svd.V[j * k + c]!;
   return { A, B, rank: k, outFeatures: m, inFeatures: n };
 }

@@ -23,6 +23,15 @@ export {
   transpose,
 } from "./linalg.js";
 export { groupByModule, type ModuleGroup } from "./group.js";
-export { type PrincipalAngles, principalAngles, type SubspaceOverlap, subspaceOverlap } from "./subspace.js";
+export {
+  type PrincipalAngles,
+  principalAngles,
+  type SubspaceOverlap,
+  subspaceOverlap,
+} from "./subspace.js";
 export { deriveSeed, Rng } from "./random.js";
-export { type RandomizedSvdOptions, randomizedSvd, relativeErrorToDense } from "./randomized-svd.js";
+export {
+  type RandomizedSvdOptions,
+  randomizedSvd,
+  relativeErrorToDense,
+} from "./randomized-svd.js";

@@ -222,7 +222,9 @@ export function smallSvd(a: Floats, rows: number, cols: number): SmallSvd {
     norms[c] = Math.sqrt(s);
   }
   // Descending by singular value; ties keep column order so the result is deterministic.
-  const order = Array.from({ length: n }, (_, i) => i).sort((x, y) => norms[y]! - norms[x]! || x - y);
+  const order = Array.from({ length: n }, (_, i) => i).sort(
+    (x, y) => norms[y]! - norms[x]! || x - y,
+  );
   const u = new Float64Array(m * n);
   const s = new Float64Array(n);
   const v = new Float64Array(n * n);

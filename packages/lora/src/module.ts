@@ -46,7 +46,8 @@ export function validateLoraModule(m: LoraModule, module?: string): void {
       module,
     );
   }
-  if (!Number.isFinite(m.scale)) throw new LoraError(`scale must be finite, got ${m.scale}`, module);
+  if (!Number.isFinite(m.scale))
+    throw new LoraError(`scale must be finite, got ${m.scale}`, module);
 }
 
 /**
@@ -79,10 +80,14 @@ export function loraModuleFromPeft(
     );
   }
   if (t.A.length !== aRows * aCols) {
-    throw new LoraError(`lora_A has ${t.A.length} values, shape [${aRows}, ${aCols}] needs ${aRows * aCols}`);
+    throw new LoraError(
+      `lora_A has ${t.A.length} values, shape [${aRows}, ${aCols}] needs ${aRows * aCols}`,
+    );
   }
   if (t.B.length !== bRows * bCols) {
-    throw new LoraError(`lora_B has ${t.B.length} values, shape [${bRows}, ${bCols}] needs ${bRows * bCols}`);
+    throw new LoraError(
+      `lora_B has ${t.B.length} values, shape [${bRows}, ${bCols}] needs ${bRows * bCols}`,
+    );
   }
   // opts.fanInFanOut needs no change to the factors (see above); it is accepted so callers
   // pass the config through unchanged and the decision lives in one documented place.

@@ -24,12 +24,21 @@ export function randomizedSvd(
   k: number,
   opts: RandomizedSvdOptions = {},
 ): LowRankSvd {
-  if (dense.length !== m * n) throw new LoraError(`dense matrix has ${dense.length} values, expected ${m}×${n}`);
-  if (!Number.isInteger(k) || k < 0) throw new LoraError(`rank must be a non-negative integer, got ${k}`);
+  if (dense.length !== m * n)
+    throw new LoraError(`dense matrix has ${dense.length} values, expected ${m}×${n}`);
+  if (!Number.isInteger(k) || k < 0)
+    throw new LoraError(`rank must be a non-negative integer, got ${k}`);
   const l = Math.min(k + (opts.oversample ?? 10), m, n);
   const kk = Math.min(k, l);
   if (kk === 0) {
-    return { U: new Float64Array(0), S: new Float64Array(0), V: new Float64Array(0), rank: 0, outFeatures: m, inFeatures: n };
+    return {
+      U: new Float64Array(0),
+      S: new Float64Array(0),
+      V: new Float64Array(0),
+      rank: 0,
+      outFeatures: m,
+      inFeatures: n,
+    };
   }
   const rng = new Rng(opts.seed ?? 0);
   const omega = new Float64Array(n * l);
@@ -46,12 +55,19 @@ export function randomizedSvd(
   const keepU = new Float64Array(m * kk);
   const keepV = new Float64Array(n * kk);
   for (let i = 0; i < m; i++) for (let c = 0; c < kk; c++) keepU[i * kk + c] = U[i * svd.q + c]!;
-  for (let i = 0; i < n; i++) for (let c = 0; c < kk; c++) keepV[i * kk + c] = svd.u[i * svd.q + c]!;
+  for (let i = 0; i < n; i++)
+    for (let c = 0; c < kk; c++) keepV[i * kk + c] = svd.u[i * svd.q + c]!;
   return { U: keepU, S: svd.s.slice(0, kk), V: keepV, rank: kk, outFeatures: m, inFeatures: n };
 }
 
 /** D·X with D: m×n Float32, X: n×l Float64 (row-major) → m×l. */
-function denseTimes(d: Float32Array, m: number, n: number, x: Float64Array, l: number): Float64Array {
+function denseTimes(
+  d: Float32Array,
+  m: number,
+  n: number,
+  x: Float64Array,
+  l: number,
+): Float64Array {
   const y = new Float64Array(m * l);
   for (let i = 0; i < m; i++) {
     const di = i * n;
@@ -67,7 +83,13 @@ function denseTimes(d: Float32Array, m: number, n: number, x: Float64Array, l: n
 }
 
 /** Dᵀ·X with D: m×n Float32, X: m×l Float64 → n×l. */
-function denseTransposeTimes(d: Float32Array, m: number, n: number, x: Float64Array, l: number): Float64Array {
+function denseTransposeTimes(
+  d: Float32Array,
+  m: number,
+  n: number,
+  x: Float64Array,
+  l: number,
+): Float64Array {
   const y = new Float64Array(n * l);
   for (let i = 0; i < m; i++) {
     const di = i * n;
@@ -85,7 +107,8 @@ function denseTransposeTimes(d: Float32Array, m: number, n: number, x: Float64Ar
 /** ‖D − B·A‖_F / ‖D‖_F computed exactly, row by row (0 when D = 0 and B·A = 0). */
 export function relativeErrorToDense(dense: Float32Array, f: LowRank): number {
   const { outFeatures: m, inFeatures: n, rank: r, A, B } = f;
-  if (dense.length !== m * n) throw new LoraError(`dense matrix has ${dense.length} values, expected ${m}×${n}`);
+  if (dense.length !== m * n)
+    throw new LoraError(`dense matrix has ${dense.length} values, expected ${m}×${n}`);
   let num = 0;
   let den = 0;
   const row = new Float64Array(n);

@@ -14,9 +14,17 @@ export interface PrincipalAngles {
  * (Björck & Golub 1973): orthonormalise both by QR, then the singular values of Q_xᵀ Q_y are the
  * cosines. Bases are assumed to have full column rank.
  */
-export function principalAngles(x: Floats, y: Floats, rows: number, p: number, q: number): PrincipalAngles {
+export function principalAngles(
+  x: Floats,
+  y: Floats,
+  rows: number,
+  p: number,
+  q: number,
+): PrincipalAngles {
   if (x.length !== rows * p || y.length !== rows * q) {
-    throw new LoraError(`bases of ${x.length} and ${y.length} values do not match ${rows}×${p} and ${rows}×${q}`);
+    throw new LoraError(
+      `bases of ${x.length} and ${y.length} values do not match ${rows}×${p} and ${rows}×${q}`,
+    );
   }
   if (p === 0 || q === 0) return { cosines: new Float64Array(0), angles: new Float64Array(0) };
   const qx = thinQr(x, rows, p);
@@ -36,7 +44,11 @@ export interface SubspaceOverlap extends PrincipalAngles {
  * Overlap of two LoRA updates' output (column, span of B) or input (row, span of Aᵀ) subspaces.
  * Scale does not matter: only the spans do.
  */
-export function subspaceOverlap(a: LoraModule, b: LoraModule, side: "output" | "input" = "output"): SubspaceOverlap {
+export function subspaceOverlap(
+  a: LoraModule,
+  b: LoraModule,
+  side: "output" | "input" = "output",
+): SubspaceOverlap {
   const rows = side === "output" ? a.outFeatures : a.inFeatures;
   const other = side === "output" ? b.outFeatures : b.inFeatures;
   if (rows !== other) throw new LoraError(`${side} dimensions differ: ${rows} vs ${other}`);

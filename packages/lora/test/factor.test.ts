@@ -1,3 +1,4 @@
+import type { LoraFixture } from "./fixture-types.js";
 import { describe, expect, it } from "vitest";
 import {
   chooseRank,
@@ -13,16 +14,29 @@ import {
 } from "../src/index.js";
 import { fixture, naiveMul, orthonormalityError, randomMatrix, relErr } from "./helpers.js";
 
-const lora = fixture("lora.json");
+const lora = fixture<LoraFixture>("lora.json");
 const rng = new Rng(3);
 
 function module(out: number, inF: number, rank: number, scale: number): LoraModule {
-  return { A: randomMatrix(rng, rank, inF), B: randomMatrix(rng, out, rank), rank, inFeatures: inF, outFeatures: out, scale };
+  return {
+    A: randomMatrix(rng, rank, inF),
+    B: randomMatrix(rng, out, rank),
+    rank,
+    inFeatures: inF,
+    outFeatures: out,
+    scale,
+  };
 }
 
 describe("lowRankSvd", () => {
   const f = lora.lowRank;
-  const svd = lowRankSvd({ A: Float32Array.from(f.A), B: Float32Array.from(f.B), rank: f.rank, outFeatures: f.out, inFeatures: f.in });
+  const svd = lowRankSvd({
+    A: Float32Array.from(f.A),
+    B: Float32Array.from(f.B),
+    rank: f.rank,
+    outFeatures: f.out,
+    inFeatures: f.in,
+  });
 
   // The fixture stores 9 significant digits, hence 1e-8.
   it("singular values match torch.linalg.svdvals of the dense product", () => {
@@ -61,14 +75,21 @@ describe("concatenate", () => {
     expect(cat.rank).toBe(9);
     const expected = new Float64Array(24 * 40);
     experts.forEach((e, i) => {
-      if (e) denseDelta(e).forEach((x, j) => (expected[j]! += w[i]! * x));
+      if (e)
+        denseDelta(e).forEach((x, j) => {
+          expected[j]! += w[i]! * x;
+        });
     });
     expect(relErr(naiveMul(cat.B, cat.A, 24, 9, 40), expected)).toBeLessThan(1e-6);
   });
 
   it("rejects experts of the wrong shape and weight counts", () => {
-    expect(() => concatenate([module(4, 5, 1, 1)], { outFeatures: 4, inFeatures: 6, module: "m" })).toThrow(/expected 4×6/);
-    expect(() => concatenate([null], { outFeatures: 4, inFeatures: 6, weights: [1, 2] })).toThrow(LoraError);
+    expect(() =>
+      concatenate([module(4, 5, 1, 1)], { outFeatures: 4, inFeatures: 6, module: "m" }),
+    ).toThrow(/expected 4×6/);
+    expect(() => concatenate([null], { outFeatures: 4, inFeatures: 6, weights: [1, 2] })).toThrow(
+      LoraError,
+    );
   });
 
   it("no experts: rank 0", () => {

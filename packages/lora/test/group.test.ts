@@ -25,7 +25,9 @@ describe("groupByModule", () => {
     expect([groups[1]!.outFeatures, groups[1]!.inFeatures]).toEqual([4, 3]);
   });
   it("rejects shape disagreements, naming module and experts", () => {
-    expect(() => groupByModule([{ q: mod(4, 3, 1) }, { q: mod(4, 5, 1) }])).toThrow(/q: expert 1 is 4×5 but expert 0 is 4×3/);
+    expect(() => groupByModule([{ q: mod(4, 3, 1) }, { q: mod(4, 5, 1) }])).toThrow(
+      /q: expert 1 is 4×5 but expert 0 is 4×3/,
+    );
     expect(() => groupByModule([{ q: { ...mod(4, 3, 1), rank: 2 } }])).toThrow(LoraError);
   });
 });

@@ -1,8 +1,8 @@
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import { Rng } from "../src/index.js";
+import type { Rng } from "../src/index.js";
 
-export function fixture<T = any>(name: string): T {
+export function fixture<T>(name: string): T {
   return JSON.parse(readFileSync(join(import.meta.dirname, "fixtures", name), "utf8")) as T;
 }
 
@@ -25,7 +25,13 @@ export function randomMatrix(rng: Rng, rows: number, cols: number, std = 1): Flo
 }
 
 /** Naive row-major product in Float64 (independent of the kernels under test). */
-export function naiveMul(a: ArrayLike<number>, b: ArrayLike<number>, m: number, k: number, n: number): Float64Array {
+export function naiveMul(
+  a: ArrayLike<number>,
+  b: ArrayLike<number>,
+  m: number,
+  k: number,
+  n: number,
+): Float64Array {
   const c = new Float64Array(m * n);
   for (let i = 0; i < m; i++)
     for (let j = 0; j < n; j++) {

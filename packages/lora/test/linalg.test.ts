@@ -15,7 +15,8 @@ describe("thinQr", () => {
       const { q, r, p } = thinQr(a, m, k);
       expect(p).toBe(Math.min(m, k));
       expect(orthonormalityError(q, m, p)).toBeLessThan(1e-12);
-      for (let i = 0; i < p; i++) for (let j = 0; j < Math.min(i, k); j++) expect(r[i * k + j]).toBe(0);
+      for (let i = 0; i < p; i++)
+        for (let j = 0; j < Math.min(i, k); j++) expect(r[i * k + j]).toBe(0);
       expect(relErr(naiveMul(q, r, m, p, k), a)).toBeLessThan(1e-12);
     });
   }

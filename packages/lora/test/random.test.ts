@@ -1,5 +1,11 @@
 import { describe, expect, it } from "vitest";
-import { deriveSeed, randomizedSvd, relativeErrorToDense, Rng, svdToLowRank } from "../src/index.js";
+import {
+  deriveSeed,
+  randomizedSvd,
+  relativeErrorToDense,
+  Rng,
+  svdToLowRank,
+} from "../src/index.js";
 import { naiveMul, randomMatrix, relErr } from "./helpers.js";
 
 describe("Rng", () => {

@@ -1,20 +1,34 @@
+import type { LoraFixture } from "./fixture-types.js";
 import { describe, expect, it } from "vitest";
 import { type LoraModule, principalAngles, Rng, subspaceOverlap } from "../src/index.js";
 import { fixture, randomMatrix, relErr } from "./helpers.js";
 
-const lora = fixture("lora.json");
+const lora = fixture<LoraFixture>("lora.json");
 
 describe("principal angles", () => {
   it("cosines match torch (svdvals of Q_xᵀ Q_y)", () => {
     const a = lora.angles;
-    const { cosines } = principalAngles(Float32Array.from(a.X), Float32Array.from(a.Y), a.rows, a.p, a.q);
+    const { cosines } = principalAngles(
+      Float32Array.from(a.X),
+      Float32Array.from(a.Y),
+      a.rows,
+      a.p,
+      a.q,
+    );
     expect(relErr(cosines, a.cosines)).toBeLessThan(1e-8);
   });
 });
 
 describe("subspaceOverlap", () => {
   const rng = new Rng(5);
-  const mk = (B: Float32Array, r: number): LoraModule => ({ A: randomMatrix(rng, r, 6), B, rank: r, inFeatures: 6, outFeatures: 8, scale: 1 });
+  const mk = (B: Float32Array, r: number): LoraModule => ({
+    A: randomMatrix(rng, r, 6),
+    B,
+    rank: r,
+    inFeatures: 6,
+    outFeatures: 8,
+    scale: 1,
+  });
   it("is 1 for the same span and 0 for orthogonal spans", () => {
     const b = randomMatrix(rng, 8, 2);
     const rescaled = b.map((x) => 3 * x);

@@ -4,7 +4,7 @@ import { SafetensorsCheckpoint } from "@merge/tensor-io";
 import { readMistralConfig } from "./config.js";
 import type { DeltaSource } from "./deltas.js";
 import { MistralOnnxError } from "./errors.js";
-import { buildDecoderGraph, type ModelDtype } from "./graph.js";
+import { buildDecoderGraph, type ModelDtype, type WeightQuant } from "./graph.js";
 import { ExternalDataWriter } from "./onnx/external-data.js";
 import { GraphBuilder } from "./onnx/graph-builder.js";
 import { WeightReader } from "./weights.js";
@@ -18,7 +18,14 @@ export interface BuildOnnxModelOptions {
   /** "fold" (default): W + ΔW. "side-branch": low-rank deltas as y += x·Aᵀ·Bᵀ (dense ones are folded). */
   deltaMode?: "fold" | "side-branch";
   dtype?: ModelDtype;
-  weightQuant?: "none" | "int8" | "int4";
+  /** Weight-only block-wise quantization (onnxruntime MatMulNBits) of every projection and lm_head. */
+  weightQuant?: WeightQuant;
+  /** Block size along the input dimension for weightQuant (default 32). */
+  quantBlockSize?: number;
+  /** MatMulNBits accuracy_level: 4 = int8 activations (fastest on x86), 0 = float activations (default 4). */
+  quantAccuracyLevel?: 0 | 1 | 2 | 3 | 4;
+  /** Quantize lm_head too when weightQuant is on (default true). */
+  quantizeLmHead?: boolean;
   onProgress?: (done: number, total: number, what: string) => void;
 }
 
@@ -31,29 +38,46 @@ const OPSET = 17;
  * model.onnx.data one (fused) module at a time; both files are written under temporary names
  * and renamed when complete.
  */
-export async function buildOnnxModel(options: BuildOnnxModelOptions): Promise<{ onnxPath: string }> {
+export async function buildOnnxModel(
+  options: BuildOnnxModelOptions,
+): Promise<{ onnxPath: string }> {
   const dtype = options.dtype ?? "fp32";
   if (dtype !== "fp32" && dtype !== "fp16") {
     throw new MistralOnnxError(`dtype must be "fp32" or "fp16", got ${JSON.stringify(dtype)}`);
   }
   const quant = options.weightQuant ?? "none";
-  if (quant !== "none") {
-    throw new MistralOnnxError(`weightQuant "${quant}" is not implemented yet (only "none")`);
+  if (!["none", "int8", "int4"].includes(quant)) {
+    throw new MistralOnnxError(
+      `weightQuant must be "none", "int8" or "int4", got ${JSON.stringify(quant)}`,
+    );
+  }
+  const blockSize = options.quantBlockSize ?? 32;
+  if (!Number.isInteger(blockSize) || blockSize < 16 || (blockSize & (blockSize - 1)) !== 0) {
+    throw new MistralOnnxError(`quantBlockSize must be a power of two ≥ 16, got ${blockSize}`);
   }
   const deltaMode = options.deltaMode ?? "fold";
   if (deltaMode !== "fold" && deltaMode !== "side-branch") {
-    throw new MistralOnnxError(`deltaMode must be "fold" or "side-branch", got ${JSON.stringify(deltaMode)}`);
+    throw new MistralOnnxError(
+      `deltaMode must be "fold" or "side-branch", got ${JSON.stringify(deltaMode)}`,
+    );
   }
   const config = await readMistralConfig(options.modelDir);
   const ckpt = await SafetensorsCheckpoint.open(options.modelDir);
   await mkdir(options.outDir, { recursive: true });
   const onnxPath = join(options.outDir, ONNX_FILE);
-  const data = await ExternalDataWriter.create(join(options.outDir, ONNX_DATA_FILE), ONNX_DATA_FILE);
+  const data = await ExternalDataWriter.create(
+    join(options.outDir, ONNX_DATA_FILE),
+    ONNX_DATA_FILE,
+  );
   try {
     const reader = new WeightReader(ckpt, options.modelDir, config, options.deltas, deltaMode);
     const g = new GraphBuilder(data);
     await buildDecoderGraph(g, config, reader, {
       dtype,
+      weightQuant: quant,
+      quantBlockSize: blockSize,
+      quantAccuracyLevel: options.quantAccuracyLevel ?? 4,
+      quantizeLmHead: options.quantizeLmHead ?? true,
       ...(options.onProgress ? { onProgress: options.onProgress } : {}),
     });
     const model = g.toModel(OPSET);

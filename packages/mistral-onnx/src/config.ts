@@ -35,14 +35,22 @@ function num(raw: Record<string, unknown>, key: string, file: string, fallback?:
     throw new MistralOnnxError(`${file}: missing required field "${key}"`, { file });
   }
   if (typeof v !== "number" || !Number.isFinite(v)) {
-    throw new MistralOnnxError(`${file}: field "${key}" must be a number, got ${JSON.stringify(v)}`, {
-      file,
-    });
+    throw new MistralOnnxError(
+      `${file}: field "${key}" must be a number, got ${JSON.stringify(v)}`,
+      {
+        file,
+      },
+    );
   }
   return v;
 }
 
-function posInt(raw: Record<string, unknown>, key: string, file: string, fallback?: number): number {
+function posInt(
+  raw: Record<string, unknown>,
+  key: string,
+  file: string,
+  fallback?: number,
+): number {
   const v = num(raw, key, file, fallback);
   if (!Number.isInteger(v) || v <= 0) {
     throw new MistralOnnxError(`${file}: field "${key}" must be a positive integer, got ${v}`, {
@@ -58,7 +66,10 @@ function posInt(raw: Record<string, unknown>, key: string, file: string, fallbac
  * silently wrong logits, so it is an error.
  */
 function parseRope(raw: Record<string, unknown>, file: string): { theta: number; factor: number } {
-  const params = (raw.rope_parameters ?? raw.rope_scaling ?? null) as Record<string, unknown> | null;
+  const params = (raw.rope_parameters ?? raw.rope_scaling ?? null) as Record<
+    string,
+    unknown
+  > | null;
   let theta = typeof raw.rope_theta === "number" ? raw.rope_theta : 10000;
   if (params && typeof params.rope_theta === "number") theta = params.rope_theta;
   if (params === null) return { theta, factor: 1 };
@@ -70,7 +81,9 @@ function parseRope(raw: Record<string, unknown>, file: string): { theta: number;
   if (type === "linear") {
     const factor = params.factor;
     if (typeof factor !== "number" || !(factor > 0)) {
-      throw new MistralOnnxError(`${file}: linear rope scaling needs a positive "factor"`, { file });
+      throw new MistralOnnxError(`${file}: linear rope scaling needs a positive "factor"`, {
+        file,
+      });
     }
     return { theta, factor };
   }
@@ -81,10 +94,16 @@ function parseRope(raw: Record<string, unknown>, file: string): { theta: number;
 }
 
 /** Validates a parsed config.json. `file` is only used in error messages. */
-export function parseMistralConfig(raw: Record<string, unknown>, file = "config.json"): MistralConfig {
+export function parseMistralConfig(
+  raw: Record<string, unknown>,
+  file = "config.json",
+): MistralConfig {
   const archs = raw.architectures;
   // A config saved without a model instance has no "architectures"; model_type then decides.
-  const byType: Record<string, Architecture> = { mistral: "MistralForCausalLM", llama: "LlamaForCausalLM" };
+  const byType: Record<string, Architecture> = {
+    mistral: "MistralForCausalLM",
+    llama: "LlamaForCausalLM",
+  };
   const architecture = Array.isArray(archs)
     ? (archs[0] as string)
     : archs === undefined && typeof raw.model_type === "string"
@@ -118,9 +137,12 @@ export function parseMistralConfig(raw: Record<string, unknown>, file = "config.
   }
   const headDim = posInt(raw, "head_dim", file, Math.floor(hiddenSize / numHeads));
   if (headDim % 2 !== 0) {
-    throw new MistralOnnxError(`${file}: head_dim must be even for rotary embeddings, got ${headDim}`, {
-      file,
-    });
+    throw new MistralOnnxError(
+      `${file}: head_dim must be even for rotary embeddings, got ${headDim}`,
+      {
+        file,
+      },
+    );
   }
   const rope = parseRope(raw, file);
   const sw = raw.sliding_window;

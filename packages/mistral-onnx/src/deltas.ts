@@ -22,9 +22,12 @@ export function checkDelta(module: string, d: WeightDelta, out: number, inF: num
     return;
   }
   if (!Number.isInteger(d.rank) || d.rank <= 0) {
-    throw new MistralOnnxError(`delta for ${module}: rank must be a positive integer, got ${d.rank}`, {
-      tensor: module,
-    });
+    throw new MistralOnnxError(
+      `delta for ${module}: rank must be a positive integer, got ${d.rank}`,
+      {
+        tensor: module,
+      },
+    );
   }
   if (d.A.length !== d.rank * inF) {
     throw new MistralOnnxError(

@@ -2,6 +2,7 @@ import { f32ToF16 } from "@merge/tensor-io";
 import type { MistralConfig } from "./config.js";
 import type { GraphBuilder } from "./onnx/graph-builder.js";
 import type { ElemType } from "./onnx/proto.js";
+import { quantizeBlockwise } from "./quantize.js";
 import { type FusedWeight, transposeInto, type WeightReader } from "./weights.js";
 
 export type ModelDtype = "fp32" | "fp16";
@@ -23,8 +24,18 @@ export const IO = {
 const MASKED = -1e30;
 const INT64_BIG = 2 ** 62;
 
+export type WeightQuant = "none" | "int8" | "int4";
+
 export interface DecoderGraphOptions {
   dtype: ModelDtype;
+  /** Weight-only block-wise quantization of the projections and lm_head (MatMulNBits). */
+  weightQuant?: WeightQuant;
+  /** Block size along the input dimension for weightQuant (default 32). */
+  quantBlockSize?: number;
+  /** MatMulNBits accuracy_level: 4 = int8 activations (fastest on x86 CPUs), 0 = float (default 4). */
+  quantAccuracyLevel?: number;
+  /** Quantize lm_head too (default true). */
+  quantizeLmHead?: boolean;
   onProgress?: (done: number, total: number, what: string) => void;
 }
 
@@ -61,8 +72,10 @@ export async function buildDecoderGraph(
 
   const i64 = (v: number[]) => g.constant("int64", v);
   const f32 = (v: number) => g.constant("float32", [v], []);
-  const toF32 = (x: string) => (dtype === "fp32" ? x : g.op1("Cast", [x], { attrs: { to: { int: 1 } } }));
-  const toModel = (x: string) => (dtype === "fp32" ? x : g.op1("Cast", [x], { attrs: { to: { int: 10 } } }));
+  const toF32 = (x: string) =>
+    dtype === "fp32" ? x : g.op1("Cast", [x], { attrs: { to: { int: 1 } } });
+  const toModel = (x: string) =>
+    dtype === "fp32" ? x : g.op1("Cast", [x], { attrs: { to: { int: 10 } } });
   const unsqueeze = (x: string, axes: number[]) => g.op1("Unsqueeze", [x, i64(axes)]);
 
   // ---- inputs
@@ -109,14 +122,22 @@ export async function buildDecoderGraph(
   const freqs = g.op1("Mul", [pos, invFreqT]); // [B,S,D/2]
   const cosHalf = g.op1("Cos", [freqs]);
   const sinHalf = g.op1("Sin", [freqs]);
-  const cos = toModel(unsqueeze(g.op1("Concat", [cosHalf, cosHalf], { attrs: { axis: { int: -1 } } }), [1]));
+  const cos = toModel(
+    unsqueeze(g.op1("Concat", [cosHalf, cosHalf], { attrs: { axis: { int: -1 } } }), [1]),
+  );
   const sinSigned = toModel(
-    unsqueeze(g.op1("Concat", [g.op1("Neg", [sinHalf]), sinHalf], { attrs: { axis: { int: -1 } } }), [1]),
+    unsqueeze(
+      g.op1("Concat", [g.op1("Neg", [sinHalf]), sinHalf], { attrs: { axis: { int: -1 } } }),
+      [1],
+    ),
   );
   const halves = i64([D / 2, D / 2]);
   // x·cos + rotate_half(x)·sin, with rotate_half(x)·sin = [x2, x1]·[-sin, sin].
   const rope = (x: string) => {
-    const [x1, x2] = g.op("Split", [x, halves], { attrs: { axis: { int: -1 } }, outputs: 2 }) as [string, string];
+    const [x1, x2] = g.op("Split", [x, halves], { attrs: { axis: { int: -1 } }, outputs: 2 }) as [
+      string,
+      string,
+    ];
     const swapped = g.op1("Concat", [x2, x1], { attrs: { axis: { int: -1 } } });
     return g.op1("Add", [g.op1("Mul", [x, cos]), g.op1("Mul", [swapped, sinSigned])]);
   };
@@ -125,19 +146,76 @@ export async function buildDecoderGraph(
     const w = await weights.tensor(weightName, [H]);
     const wName = await g.weight(weightName, elem, [H], toBytes(w, dtype));
     const x32 = toF32(x);
-    const ms = g.op1("ReduceMean", [g.op1("Pow", [x32, f32(2)])], { attrs: { axes: { ints: [-1] }, keepdims: { int: 1 } } });
+    const ms = g.op1("ReduceMean", [g.op1("Pow", [x32, f32(2)])], {
+      attrs: { axes: { ints: [-1] }, keepdims: { int: 1 } },
+    });
     const y = g.op1("Div", [x32, g.op1("Sqrt", [g.op1("Add", [ms, f32(c.rmsNormEps)])])]);
     step(weightName);
     return g.op1("Mul", [toModel(y), wName]);
   };
 
+  const quant = options.weightQuant ?? "none";
+  const blockSize = options.quantBlockSize ?? 32;
+  /** x·Wᵀ for W out × in: MatMul on the transposed weight, or MatMulNBits on quantized rows. */
+  const matmulW = async (
+    x: string,
+    name: string,
+    w: Float32Array,
+    inF: number,
+    outF: number,
+    quantize = true,
+  ) => {
+    if (quant === "none" || !quantize) {
+      const wT = new Float32Array(inF * outF);
+      transposeInto(wT, outF, 0, w, outF, inF);
+      return g.op1("MatMul", [
+        x,
+        await g.weight(`${name}.weight_T`, elem, [inF, outF], toBytes(wT, dtype)),
+      ]);
+    }
+    const bits = quant === "int4" ? 4 : 8;
+    const q = quantizeBlockwise(w, outF, inF, bits, blockSize);
+    const kBlocks = Math.ceil(inF / blockSize);
+    const b = await g.weight(
+      `${name}.weight_q${bits}`,
+      "uint8",
+      [outF, kBlocks, (blockSize * bits) / 8],
+      q.data,
+    );
+    const sc = await g.weight(
+      `${name}.weight_scales`,
+      elem,
+      [outF * kBlocks],
+      toBytes(q.scales, dtype),
+    );
+    return g.op1("MatMulNBits", [x, b, sc], {
+      domain: "com.microsoft",
+      attrs: {
+        K: { int: inF },
+        N: { int: outF },
+        bits: { int: bits },
+        block_size: { int: blockSize },
+        accuracy_level: { int: options.quantAccuracyLevel ?? 4 },
+      },
+    });
+  };
+
   /** x·Wᵀ for a fused weight, plus its LoRA side branch when it has one. */
   const linear = async (x: string, name: string, fw: FusedWeight, inF: number, outF: number) => {
-    const wName = await g.weight(`${name}.weight_T`, elem, [inF, outF], toBytes(fw.wT, dtype));
-    let y = g.op1("MatMul", [x, wName]);
+    let y = await matmulW(x, name, fw.w, inF, outF);
     if (fw.side) {
-      const a = await g.weight(`${name}.lora_A_T`, elem, [inF, fw.side.rank], toBytes(fw.side.aT, dtype));
-      const b = await g.weight(`${name}.lora_B_T`, elem, [fw.side.rank, outF], toBytes(fw.side.bT, dtype));
+      const a = await g.weight(
+        `${name}.lora_A_T`,
+        elem,
+        [inF, fw.side.rank],
+        toBytes(fw.side.aT, dtype),
+      );
+      const b = await g.weight(
+        `${name}.lora_B_T`,
+        elem,
+        [fw.side.rank, outF],
+        toBytes(fw.side.bT, dtype),
+      );
       y = g.op1("Add", [y, g.op1("MatMul", [g.op1("MatMul", [x, a]), b])]);
     }
     step(name);
@@ -147,13 +225,15 @@ export async function buildDecoderGraph(
   // ---- embedding
   g.setScope("/embed");
   const embed = await weights.tensor("model.embed_tokens.weight", [V, H]);
-  const embedName = await g.weight("model.embed_tokens.weight", elem, [V, H], toBytes(embed, dtype));
+  const embedName = await g.weight(
+    "model.embed_tokens.weight",
+    elem,
+    [V, H],
+    toBytes(embed, dtype),
+  );
   step("model.embed_tokens.weight");
-  let lmHeadT: Float32Array | null = null;
-  if (c.tieWordEmbeddings) {
-    lmHeadT = new Float32Array(H * V);
-    transposeInto(lmHeadT, V, 0, embed, V, H);
-  }
+  // The tied head reuses the embedding matrix (V × H = out × in).
+  let lmHead: Float32Array | null = c.tieWordEmbeddings ? embed : null;
   let x = g.op1("Gather", [embedName, inputIds], { attrs: { axis: { int: 0 } } }); // [B,S,H]
 
   const scale = f32(1 / Math.sqrt(D));
@@ -176,13 +256,21 @@ export async function buildDecoderGraph(
       outputs: 3,
     }) as [string, string, string];
     const heads = (t: string, n: number) =>
-      g.op1("Transpose", [g.op1("Reshape", [t, i64([0, 0, n, D])])], { attrs: { perm: { ints: [0, 2, 1, 3] } } });
+      g.op1("Transpose", [g.op1("Reshape", [t, i64([0, 0, n, D])])], {
+        attrs: { perm: { ints: [0, 2, 1, 3] } },
+      });
     const q = g.op1("Mul", [rope(heads(q0, Hq)), scaleModel]); // [B,Hq,S,D]
     const k = rope(heads(k0, Hkv)); // [B,Hkv,S,D]
     const v = heads(v0, Hkv);
     const [pastK, pastV] = past[l] as [string, string];
-    const presentK = g.op1("Concat", [pastK, k], { attrs: { axis: { int: 2 } }, outputNames: [IO.presentKey(l)] });
-    const presentV = g.op1("Concat", [pastV, v], { attrs: { axis: { int: 2 } }, outputNames: [IO.presentValue(l)] });
+    const presentK = g.op1("Concat", [pastK, k], {
+      attrs: { axis: { int: 2 } },
+      outputNames: [IO.presentKey(l)],
+    });
+    const presentV = g.op1("Concat", [pastV, v], {
+      attrs: { axis: { int: 2 } },
+      outputNames: [IO.presentValue(l)],
+    });
     g.output(IO.presentKey(l), elem, ["batch", Hkv, "total_seq", D]);
     g.output(IO.presentValue(l), elem, ["batch", Hkv, "total_seq", D]);
     // GQA without repeating K/V: the g query heads that share a KV head are stacked along the
@@ -190,10 +278,17 @@ export async function buildDecoderGraph(
     const qGrouped = g.op1("Reshape", [q, i64([0, Hkv, -1, D])]);
     const kT = g.op1("Transpose", [presentK], { attrs: { perm: { ints: [0, 1, 3, 2] } } });
     const scores = g.op1("Reshape", [g.op1("MatMul", [qGrouped, kT]), i64([0, Hq, -1, 0])]); // [B,Hq,S,T]
-    const probs = g.op1("Softmax", [g.op1("Add", [toF32(scores), bias])], { attrs: { axis: { int: -1 } } });
-    const ctx = g.op1("MatMul", [g.op1("Reshape", [toModel(probs), i64([0, Hkv, -1, 0])]), presentV]);
+    const probs = g.op1("Softmax", [g.op1("Add", [toF32(scores), bias])], {
+      attrs: { axis: { int: -1 } },
+    });
+    const ctx = g.op1("MatMul", [
+      g.op1("Reshape", [toModel(probs), i64([0, Hkv, -1, 0])]),
+      presentV,
+    ]);
     const merged = g.op1("Reshape", [
-      g.op1("Transpose", [g.op1("Reshape", [ctx, i64([0, Hq, -1, D])])], { attrs: { perm: { ints: [0, 2, 1, 3] } } }),
+      g.op1("Transpose", [g.op1("Reshape", [ctx, i64([0, Hq, -1, D])])], {
+        attrs: { perm: { ints: [0, 2, 1, 3] } },
+      }),
       i64([0, 0, Hq * D]),
     ]);
     const oW = await weights.fused([{ module: `${p}.self_attn.o_proj`, out: H }], Hq * D);
@@ -209,10 +304,10 @@ export async function buildDecoderGraph(
       H,
     );
     const gu = await linear(h2, `${p}.mlp.gate_up_proj`, guW, H, 2 * I);
-    const [gate, up] = g.op("Split", [gu, i64([I, I])], { attrs: { axis: { int: -1 } }, outputs: 2 }) as [
-      string,
-      string,
-    ];
+    const [gate, up] = g.op("Split", [gu, i64([I, I])], {
+      attrs: { axis: { int: -1 } },
+      outputs: 2,
+    }) as [string, string];
     const act = g.op1("Mul", [g.op1("Mul", [gate, g.op1("Sigmoid", [gate])]), up]);
     const downW = await weights.fused([{ module: `${p}.mlp.down_proj`, out: H }], I);
     x = g.op1("Add", [x, await linear(act, `${p}.mlp.down_proj`, downW, I, H)]);
@@ -223,14 +318,9 @@ export async function buildDecoderGraph(
   // Keep the last K positions (K = 0 keeps all): prefill needs only the last row of logits.
   const start = g.op1("Neg", [g.op1("Reshape", [keep, i64([1])])]);
   const kept = g.op1("Slice", [normed, start, i64([INT64_BIG]), i64([1])]);
-  if (!lmHeadT) {
-    const lm = await weights.tensor("lm_head.weight", [V, H]);
-    lmHeadT = new Float32Array(H * V);
-    transposeInto(lmHeadT, V, 0, lm, V, H);
-  }
-  const lmName = await g.weight("lm_head.weight_T", elem, [H, V], toBytes(lmHeadT, dtype));
+  if (!lmHead) lmHead = await weights.tensor("lm_head.weight", [V, H]);
+  const logits = await matmulW(kept, "lm_head", lmHead, H, V, options.quantizeLmHead ?? true);
   step("lm_head");
-  const logits = g.op1("MatMul", [kept, lmName]);
   if (dtype === "fp32") {
     g.op1("Identity", [logits], { outputNames: [IO.logits] });
   } else {

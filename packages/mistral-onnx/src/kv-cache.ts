@@ -36,12 +36,19 @@ export function tileKvCache(cache: KvCache, times: number): KvCache {
   if (cache.batch !== 1) throw new Error("tileKvCache: expects a batch-1 cache");
   const tile = (t: ort.Tensor) => {
     const src = t.data as Float32Array | Uint16Array;
-    const out = new (src.constructor as Float32ArrayConstructor | Uint16ArrayConstructor)(src.length * times);
+    const out = new (src.constructor as Float32ArrayConstructor | Uint16ArrayConstructor)(
+      src.length * times,
+    );
     for (let i = 0; i < times; i++) out.set(src, i * src.length);
     const dims = [times, ...t.dims.slice(1)];
     return t.type === "float32"
       ? new ort.Tensor("float32", out as Float32Array, dims)
       : new ort.Tensor("float16", out as Uint16Array, dims);
   };
-  return { batch: times, length: cache.length, keys: cache.keys.map(tile), values: cache.values.map(tile) };
+  return {
+    batch: times,
+    length: cache.length,
+    keys: cache.keys.map(tile),
+    values: cache.values.map(tile),
+  };
 }

@@ -56,14 +56,18 @@ export interface ContinuationScore {
 function toBigInt64(rows: number[][], cols: number): BigInt64Array {
   const out = new BigInt64Array(rows.length * cols);
   rows.forEach((r, i) => {
-    if (r.length !== cols) throw new MistralOnnxError(`row ${i} has ${r.length} values, expected ${cols}`);
+    if (r.length !== cols)
+      throw new MistralOnnxError(`row ${i} has ${r.length} values, expected ${cols}`);
     for (let j = 0; j < cols; j++) out[i * cols + j] = BigInt(r[j] as number);
   });
   return out;
 }
 
 /** Left-pads token rows; positions count real tokens only (transformers' cumsum(mask) − 1). */
-export function leftPad(rows: number[][], padId: number): { ids: number[][]; mask: number[][]; positions: number[][] } {
+export function leftPad(
+  rows: number[][],
+  padId: number,
+): { ids: number[][]; mask: number[][]; positions: number[][] } {
   const len = Math.max(...rows.map((r) => r.length));
   const ids: number[][] = [];
   const mask: number[][] = [];
@@ -110,20 +114,31 @@ export class MistralRunner {
       });
     } catch (e) {
       if (provider !== "cuda") {
-        throw new MistralOnnxError(`${options.onnxPath}: cannot load ONNX model (${(e as Error).message})`, {
-          file: options.onnxPath,
-        });
+        throw new MistralOnnxError(
+          `${options.onnxPath}: cannot load ONNX model (${(e as Error).message})`,
+          {
+            file: options.onnxPath,
+          },
+        );
       }
       warn(
         `@merge/mistral-onnx: CUDA execution provider unavailable (${(e as Error).message.split("\n")[0]}); falling back to CPU`,
       );
       provider = "cpu";
-      session = await ort.InferenceSession.create(options.onnxPath, { ...base, executionProviders: ["cpu"] });
+      session = await ort.InferenceSession.create(options.onnxPath, {
+        ...base,
+        executionProviders: ["cpu"],
+      });
     }
     const pastMeta = session.inputMetadata.find((m) => m.name === IO.pastKey(0));
     let elem: KvElem = "float32";
     if (pastMeta?.isTensor && pastMeta.type === "float16") elem = "float16";
-    const kv: KvShape = { layers: config.numLayers, kvHeads: config.numKvHeads, headDim: config.headDim, elem };
+    const kv: KvShape = {
+      layers: config.numLayers,
+      kvHeads: config.numKvHeads,
+      headDim: config.headDim,
+      elem,
+    };
     return new MistralRunner(session, tokenizer, config, kv, provider);
   }
 
@@ -134,13 +149,22 @@ export class MistralRunner {
     const past = step.past ?? emptyKvCache(this.kv, batch);
     const total = past.length + seq;
     if (past.batch !== batch) {
-      throw new MistralOnnxError(`forward: past cache has batch ${past.batch}, inputs have ${batch}`);
+      throw new MistralOnnxError(
+        `forward: past cache has batch ${past.batch}, inputs have ${batch}`,
+      );
     }
     const feeds: Record<string, ort.Tensor> = {
       [IO.inputIds]: new ort.Tensor("int64", toBigInt64(step.inputIds, seq), [batch, seq]),
-      [IO.attentionMask]: new ort.Tensor("int64", toBigInt64(step.attentionMask, total), [batch, total]),
+      [IO.attentionMask]: new ort.Tensor("int64", toBigInt64(step.attentionMask, total), [
+        batch,
+        total,
+      ]),
       [IO.positionIds]: new ort.Tensor("int64", toBigInt64(step.positionIds, seq), [batch, seq]),
-      [IO.logitsToKeep]: new ort.Tensor("int64", BigInt64Array.from([BigInt(step.logitsToKeep ?? 0)]), []),
+      [IO.logitsToKeep]: new ort.Tensor(
+        "int64",
+        BigInt64Array.from([BigInt(step.logitsToKeep ?? 0)]),
+        [],
+      ),
     };
     for (let l = 0; l < this.kv.layers; l++) {
       feeds[IO.pastKey(l)] = past.keys[l] as ort.Tensor;
@@ -184,7 +208,9 @@ export class MistralRunner {
     const V = this.config.vocabSize;
     const { context, continuations } = continuationTokens(this.tokenizer, prompt, choices);
     if (context.length === 0) {
-      throw new MistralOnnxError("scoreContinuations: the prompt tokenizes to no tokens and the tokenizer adds no BOS");
+      throw new MistralOnnxError(
+        "scoreContinuations: the prompt tokenizes to no tokens and the tokenizer adds no BOS",
+      );
     }
     this.checkIds([context, ...continuations]);
     const P = context.length;
@@ -197,13 +223,18 @@ export class MistralRunner {
     const firstLogits = pre.logits; // vocab values: the distribution of the first choice token
     const results: ContinuationScore[] = continuations.map(() => ({ sum: 0, mean: 0, tokens: 0 }));
     const CHUNK = 16;
-    const order = continuations.map((_, i) => i).filter((i) => (continuations[i] as number[]).length > 0);
+    const order = continuations
+      .map((_, i) => i)
+      .filter((i) => (continuations[i] as number[]).length > 0);
     for (let c0 = 0; c0 < order.length; c0 += CHUNK) {
       const idx = order.slice(c0, c0 + CHUNK);
       const rows = idx.map((i) => continuations[i] as number[]);
       const L = Math.max(...rows.map((r) => r.length));
       // Right-padded: a causal model never lets padding after a token change that token's logits.
-      const ids = rows.map((r) => [...r, ...new Array<number>(L - r.length).fill(this.tokenizer.padId)]);
+      const ids = rows.map((r) => [
+        ...r,
+        ...new Array<number>(L - r.length).fill(this.tokenizer.padId),
+      ]);
       const mask = rows.map(() => new Array<number>(P + L).fill(1));
       const positions = rows.map(() => Array.from({ length: L }, (_, j) => P + j));
       const run = await this.forward({
@@ -215,12 +246,14 @@ export class MistralRunner {
       });
       rows.forEach((r, b) => {
         let sum = logProbOf(firstLogits, 0, V, r[0] as number);
-        for (let j = 1; j < r.length; j++) sum += logProbOf(run.logits, (b * L + j - 1) * V, V, r[j] as number);
+        for (let j = 1; j < r.length; j++)
+          sum += logProbOf(run.logits, (b * L + j - 1) * V, V, r[j] as number);
         results[idx[b] as number] = { sum, mean: sum / r.length, tokens: r.length };
       });
     }
     continuations.forEach((r, i) => {
-      if (r.length === 0) results[i] = { sum: Number.NEGATIVE_INFINITY, mean: Number.NEGATIVE_INFINITY, tokens: 0 };
+      if (r.length === 0)
+        results[i] = { sum: Number.NEGATIVE_INFINITY, mean: Number.NEGATIVE_INFINITY, tokens: 0 };
     });
     return results;
   }
@@ -244,7 +277,12 @@ export class MistralRunner {
     const done = new Array<boolean>(B).fill(false);
     const { ids, mask, positions } = leftPad(prompts, this.tokenizer.padId);
     const nextPos = prompts.map((p) => p.length);
-    let r = await this.forward({ inputIds: ids, attentionMask: mask, positionIds: positions, logitsToKeep: 1 });
+    let r = await this.forward({
+      inputIds: ids,
+      attentionMask: mask,
+      positionIds: positions,
+      logitsToKeep: 1,
+    });
     let attn = mask;
     for (let t = 0; t < maxNew; t++) {
       const next: number[] = [];
@@ -284,7 +322,9 @@ export class MistralRunner {
     const stops = (options.stop ?? []).filter((s) => s.length > 0);
     const batchSize = Math.max(1, options.batchSize ?? 8);
     const encoded = prompts.map((p) => this.tokenizer.encode(p));
-    const order = encoded.map((_, i) => i).sort((a, b) => (encoded[a] as number[]).length - (encoded[b] as number[]).length || a - b);
+    const order = encoded
+      .map((_, i) => i)
+      .sort((a, b) => (encoded[a] as number[]).length - (encoded[b] as number[]).length || a - b);
     const texts = new Array<string>(prompts.length).fill("");
     const cut = (text: string) => {
       let end = text.length;
@@ -318,7 +358,9 @@ export class MistralRunner {
     rows.forEach((r, i) => {
       for (const t of r) {
         if (!Number.isInteger(t) || t < 0 || t >= V) {
-          throw new MistralOnnxError(`token id ${t} in row ${i} is outside the vocabulary [0, ${V})`);
+          throw new MistralOnnxError(
+            `token id ${t} in row ${i} is outside the vocabulary [0, ${V})`,
+          );
         }
       }
     });

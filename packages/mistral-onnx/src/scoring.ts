@@ -13,7 +13,11 @@ export interface ContinuationTokens {
  * encode(prompt + choice)[len(context):]. When the tokenizer merges across the boundary, the
  * context is still encode(prompt) and the choice keeps the tokens after it.
  */
-export function continuationTokens(tok: Tokenizer, prompt: string, choices: string[]): ContinuationTokens {
+export function continuationTokens(
+  tok: Tokenizer,
+  prompt: string,
+  choices: string[],
+): ContinuationTokens {
   const trimmed = prompt.replace(/\s+$/u, "");
   const moved = prompt.slice(trimmed.length);
   const context = tok.encode(trimmed);
@@ -22,7 +26,12 @@ export function continuationTokens(tok: Tokenizer, prompt: string, choices: stri
 }
 
 /** log softmax(logits)[target] over one row, in float64. */
-export function logProbOf(logits: Float32Array, offset: number, vocab: number, target: number): number {
+export function logProbOf(
+  logits: Float32Array,
+  offset: number,
+  vocab: number,
+  target: number,
+): number {
   let max = Number.NEGATIVE_INFINITY;
   for (let i = 0; i < vocab; i++) {
     const v = logits[offset + i] as number;

@@ -16,7 +16,9 @@ async function readJson(file: string): Promise<Record<string, unknown>> {
   try {
     text = await readFile(file, "utf8");
   } catch (e) {
-    throw new MistralOnnxError(`${file}: cannot read tokenizer file (${(e as Error).message})`, { file });
+    throw new MistralOnnxError(`${file}: cannot read tokenizer file (${(e as Error).message})`, {
+      file,
+    });
   }
   try {
     return JSON.parse(text) as Record<string, unknown>;
@@ -48,9 +50,12 @@ export class Tokenizer {
     try {
       hf = new HfTokenizer(tokJson, tokConfig);
     } catch (e) {
-      throw new MistralOnnxError(`${join(dir, "tokenizer.json")}: cannot load (${(e as Error).message})`, {
-        file: join(dir, "tokenizer.json"),
-      });
+      throw new MistralOnnxError(
+        `${join(dir, "tokenizer.json")}: cannot load (${(e as Error).message})`,
+        {
+          file: join(dir, "tokenizer.json"),
+        },
+      );
     }
     const idOf = (spec: TokenSpec) => {
       const content = tokenContent(spec);
@@ -60,7 +65,14 @@ export class Tokenizer {
     const eosId = idOf(tokConfig.eos_token as TokenSpec);
     const padId = idOf(tokConfig.pad_token as TokenSpec) ?? eosId ?? 0;
     const flag = (v: unknown) => (typeof v === "boolean" ? v : undefined);
-    return new Tokenizer(hf, bosId, eosId, padId, flag(tokConfig.add_bos_token), flag(tokConfig.add_eos_token));
+    return new Tokenizer(
+      hf,
+      bosId,
+      eosId,
+      padId,
+      flag(tokConfig.add_bos_token),
+      flag(tokConfig.add_eos_token),
+    );
   }
 
   encode(text: string, opts: { addSpecialTokens?: boolean } = {}): number[] {
@@ -87,7 +99,9 @@ export class Tokenizer {
   private get specialIds(): Set<number> {
     if (!this.specialCache) {
       this.specialCache = new Set(
-        [...this.hf.get_added_tokens_decoder().entries()].filter(([, t]) => t.special).map(([id]) => id),
+        [...this.hf.get_added_tokens_decoder().entries()]
+          .filter(([, t]) => t.special)
+          .map(([id]) => id),
       );
     }
     return this.specialCache;
@@ -109,7 +123,9 @@ export class Tokenizer {
       }
     }
     const bytes = this.byteCache;
-    const replacement = [0xef, 0xbf, 0xbd].map((b) => [...bytes.entries()].find(([, v]) => v === b)?.[0]);
+    const replacement = [0xef, 0xbf, 0xbd].map(
+      (b) => [...bytes.entries()].find(([, v]) => v === b)?.[0],
+    );
     if (bytes.size < 256 || replacement.some((x) => x === undefined)) return ids;
     const fatal = new TextDecoder("utf-8", { fatal: true });
     const out: number[] = [];

@@ -19,8 +19,8 @@ export interface SideBranch {
 }
 
 export interface FusedWeight {
-  /** in × sumOut: the transposed weights of the projections side by side. */
-  wT: Float32Array;
+  /** sumOut × in: the projections' weights stacked by rows (the checkpoint's out × in layout). */
+  w: Float32Array;
   side: SideBranch | null;
 }
 
@@ -53,37 +53,59 @@ export class WeightReader {
       );
     }
     if (!["F32", "F16", "BF16", "F64"].includes(info.dtype)) {
-      throw new MistralOnnxError(`weight "${name}" has dtype ${info.dtype}, expected a float dtype`, {
-        tensor: name,
-        file: info.file,
-      });
+      throw new MistralOnnxError(
+        `weight "${name}" has dtype ${info.dtype}, expected a float dtype`,
+        {
+          tensor: name,
+          file: info.file,
+        },
+      );
     }
     return this.ckpt.readF32(name);
   }
 
   /**
-   * The projections (each out_k × in in the checkpoint) as one in × Σout matrix, deltas folded in
-   * or returned as a side branch.
+   * The projections (each out_k × in in the checkpoint) stacked into one Σout × in matrix, deltas
+   * folded in or returned as a side branch.
    */
   async fused(projections: ProjectionSpec[], inF: number): Promise<FusedWeight> {
     const sumOut = projections.reduce((a, p) => a + p.out, 0);
-    const wT = new Float32Array(inF * sumOut);
-    const sides: Array<{ col: number; out: number; A: Float32Array; B: Float32Array; rank: number }> =
-      [];
+    if (projections.length === 1) {
+      const p = projections[0] as ProjectionSpec;
+      const w = await this.tensor(`${p.module}.weight`, [p.out, inF]);
+      const side = await this.applyDelta(p, w, inF, 0);
+      return { w, side: side ? stackSideBranches([side], inF, sumOut) : null };
+    }
+    const all = new Float32Array(sumOut * inF);
+    const sides: Array<{
+      col: number;
+      out: number;
+      A: Float32Array;
+      B: Float32Array;
+      rank: number;
+    }> = [];
     let col = 0;
     for (const p of projections) {
       const w = await this.tensor(`${p.module}.weight`, [p.out, inF]);
-      const delta = this.deltas ? await this.deltas.get(p.module) : undefined;
-      if (delta) {
-        checkDelta(p.module, delta, p.out, inF);
-        // A dense delta has no cheap side branch, so it is folded in either mode.
-        if (this.deltaMode === "fold" || delta.kind === "dense") foldDelta(w, delta, p.out, inF);
-        else sides.push({ col, out: p.out, A: delta.A, B: delta.B, rank: delta.rank });
-      }
-      transposeInto(wT, sumOut, col, w, p.out, inF);
+      const side = await this.applyDelta(p, w, inF, col);
+      if (side) sides.push(side);
+      all.set(w, col * inF);
       col += p.out;
     }
-    return { wT, side: sides.length ? stackSideBranches(sides, inF, sumOut) : null };
+    return { w: all, side: sides.length ? stackSideBranches(sides, inF, sumOut) : null };
+  }
+
+  /** Folds the module's delta into w, or returns it as a side branch starting at output `col`. */
+  private async applyDelta(p: ProjectionSpec, w: Float32Array, inF: number, col: number) {
+    const delta = this.deltas ? await this.deltas.get(p.module) : undefined;
+    if (!delta) return null;
+    checkDelta(p.module, delta, p.out, inF);
+    // A dense delta has no cheap side branch, so it is folded in either mode.
+    if (this.deltaMode === "fold" || delta.kind === "dense") {
+      foldDelta(w, delta, p.out, inF);
+      return null;
+    }
+    return { col, out: p.out, A: delta.A, B: delta.B, rank: delta.rank };
   }
 
   /** Names of tensors the config expects; used to report unexpected extra weights. */
@@ -94,7 +116,8 @@ export class WeightReader {
     for (let l = 0; l < c.numLayers; l++) {
       const p = `model.layers.${l}`;
       names.push(`${p}.input_layernorm.weight`, `${p}.post_attention_layernorm.weight`);
-      for (const m of ["q_proj", "k_proj", "v_proj", "o_proj"]) names.push(`${p}.self_attn.${m}.weight`);
+      for (const m of ["q_proj", "k_proj", "v_proj", "o_proj"])
+        names.push(`${p}.self_attn.${m}.weight`);
       for (const m of ["gate_proj", "up_proj", "down_proj"]) names.push(`${p}.mlp.${m}.weight`);
     }
     return names;
@@ -137,7 +160,8 @@ function stackSideBranches(
     transposeInto(aT, rank, r0, s.A, s.rank, inF);
     // B: out × s.rank → rows r0.. of bT, columns s.col..
     for (let o = 0; o < s.out; o++) {
-      for (let k = 0; k < s.rank; k++) bT[(r0 + k) * sumOut + s.col + o] = s.B[o * s.rank + k] as number;
+      for (let k = 0; k < s.rank; k++)
+        bT[(r0 + k) * sumOut + s.col + o] = s.B[o * s.rank + k] as number;
     }
     r0 += s.rank;
   }

@@ -2,13 +2,21 @@ import { join } from "node:path";
 import { SafetensorsCheckpoint } from "@merge/tensor-io";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type DeltaSource, foldDelta, type WeightDelta } from "../src/index.js";
-import { buildAndOpen, FIXTURES, type LogitsReference, maxDiffValid, readLogitsReference } from "./helpers.js";
+import {
+  buildAndOpen,
+  FIXTURES,
+  type LogitsReference,
+  maxDiffValid,
+  readLogitsReference,
+} from "./helpers.js";
 
 const LORA_DIR = join(FIXTURES, "mistral", "lora");
 const SCALE = 8 / 4; // lora_alpha / r from adapter_config.json
 
 /** The PEFT adapter's modules as low-rank deltas, scale folded into B (ΔW = scale·B·A). */
-async function loraDeltas(): Promise<Map<string, { A: Float32Array; B: Float32Array; rank: number }>> {
+async function loraDeltas(): Promise<
+  Map<string, { A: Float32Array; B: Float32Array; rank: number }>
+> {
   const ck = await SafetensorsCheckpoint.open(join(LORA_DIR, "adapter_model.safetensors"));
   const out = new Map<string, { A: Float32Array; B: Float32Array; rank: number }>();
   for (const name of ck.names()) {
@@ -45,7 +53,8 @@ describe("weight deltas (mistral + random PEFT LoRA)", () => {
     ref = await readLogitsReference(join(LORA_DIR, "reference.safetensors"));
   });
 
-  const lowrank = () => new Map<string, WeightDelta>([...lora].map(([k, v]) => [k, { kind: "lowrank", ...v }]));
+  const lowrank = () =>
+    new Map<string, WeightDelta>([...lora].map(([k, v]) => [k, { kind: "lowrank", ...v }]));
 
   it("the adapter covers all 7 projections of both layers and changes the logits", async () => {
     expect(lora.size).toBe(14);
@@ -90,7 +99,8 @@ describe("weight deltas (mistral + random PEFT LoRA)", () => {
       for (let o = 0; o < out; o++)
         for (let i = 0; i < inF; i++) {
           let s = 0;
-          for (let q = 0; q < v.rank; q++) s += (v.B[o * v.rank + q] as number) * (v.A[q * inF + i] as number);
+          for (let q = 0; q < v.rank; q++)
+            s += (v.B[o * v.rank + q] as number) * (v.A[q * inF + i] as number);
           d[o * inF + i] = s;
         }
       dense.set(k, { kind: "dense", delta: d });
@@ -115,7 +125,8 @@ describe("weight deltas (mistral + random PEFT LoRA)", () => {
     for (let o = 0; o < out; o++)
       for (let i = 0; i < inF; i++) {
         let s = 0.5;
-        for (let q = 0; q < rank; q++) s += (B[o * rank + q] as number) * (A[q * inF + i] as number);
+        for (let q = 0; q < rank; q++)
+          s += (B[o * rank + q] as number) * (A[q * inF + i] as number);
         expect(w1[o * inF + i]).toBeCloseTo(s, 6);
       }
   });

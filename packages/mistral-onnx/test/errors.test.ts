@@ -2,11 +2,19 @@ import { copyFile, readdir, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { SafetensorsCheckpoint, writeSafetensors } from "@merge/tensor-io";
 import { afterEach, describe, expect, it } from "vitest";
-import { buildOnnxModel, MistralOnnxError, MistralRunner, parseMistralConfig } from "../src/index.js";
+import {
+  buildOnnxModel,
+  MistralOnnxError,
+  MistralRunner,
+  parseMistralConfig,
+} from "../src/index.js";
 import { FIXTURES, tempDir } from "./helpers.js";
 
 const MISTRAL = join(FIXTURES, "mistral");
-const BASE_CONFIG = JSON.parse(await readFile(join(MISTRAL, "config.json"), "utf8")) as Record<string, unknown>;
+const BASE_CONFIG = JSON.parse(await readFile(join(MISTRAL, "config.json"), "utf8")) as Record<
+  string,
+  unknown
+>;
 const baseConfig = () => structuredClone(BASE_CONFIG);
 
 const cleanups: Array<() => Promise<void>> = [];
@@ -20,12 +28,18 @@ async function editedModel(
 ): Promise<string> {
   const t = await tempDir("bad");
   cleanups.push(t.cleanup);
-  for (const f of ["config.json", "tokenizer.json", "tokenizer_config.json"]) await copyFile(join(MISTRAL, f), join(t.dir, f));
+  for (const f of ["config.json", "tokenizer.json", "tokenizer_config.json"])
+    await copyFile(join(MISTRAL, f), join(t.dir, f));
   const ck = await SafetensorsCheckpoint.open(MISTRAL);
   const tensors = [];
   for (const name of ck.names()) {
     const info = ck.info(name);
-    tensors.push({ name, dtype: "BF16" as const, shape: info.shape, data: await ck.readBytes(name) });
+    tensors.push({
+      name,
+      dtype: "BF16" as const,
+      shape: info.shape,
+      data: await ck.readBytes(name),
+    });
   }
   await ck.close();
   edit(tensors);
@@ -55,19 +69,30 @@ describe("config errors", () => {
   });
 
   it("accepts transformers-4 style rope_scaling linear", async () => {
-    const raw = { ...baseConfig(), rope_parameters: undefined, rope_theta: 5e5, rope_scaling: { type: "linear", factor: 4 } };
+    const raw = {
+      ...baseConfig(),
+      rope_parameters: undefined,
+      rope_theta: 5e5,
+      rope_scaling: { type: "linear", factor: 4 },
+    };
     const c = parseMistralConfig(raw);
     expect(c.ropeLinearFactor).toBe(4);
     expect(c.ropeTheta).toBe(5e5);
   });
 
   it("rejects heads that do not group, and missing sizes", async () => {
-    expect(() => parseMistralConfig({ ...baseConfig(), num_key_value_heads: 3 })).toThrow(/multiple of/);
-    expect(() => parseMistralConfig({ ...baseConfig(), hidden_size: undefined })).toThrow(/hidden_size/);
+    expect(() => parseMistralConfig({ ...baseConfig(), num_key_value_heads: 3 })).toThrow(
+      /multiple of/,
+    );
+    expect(() => parseMistralConfig({ ...baseConfig(), hidden_size: undefined })).toThrow(
+      /hidden_size/,
+    );
   });
 
   it("rejects attention_bias", async () => {
-    expect(() => parseMistralConfig({ ...baseConfig(), attention_bias: true })).toThrow(/attention_bias/);
+    expect(() => parseMistralConfig({ ...baseConfig(), attention_bias: true })).toThrow(
+      /attention_bias/,
+    );
   });
 });
 
@@ -102,10 +127,17 @@ describe("weight errors", () => {
     const deltas = {
       get: async (m: string) =>
         m === "model.layers.0.mlp.down_proj"
-          ? { kind: "lowrank" as const, A: new Float32Array(4 * 64), B: new Float32Array(64 * 4), rank: 4 }
+          ? {
+              kind: "lowrank" as const,
+              A: new Float32Array(4 * 64),
+              B: new Float32Array(64 * 4),
+              rank: 4,
+            }
           : undefined,
     };
-    await expect(buildOnnxModel({ modelDir: MISTRAL, outDir: await outDir(), deltas })).rejects.toThrow(
+    await expect(
+      buildOnnxModel({ modelDir: MISTRAL, outDir: await outDir(), deltas }),
+    ).rejects.toThrow(
       /model\.layers\.0\.mlp\.down_proj: A has 256 values, expected rank×in = 4×128/,
     );
   });
@@ -113,8 +145,13 @@ describe("weight errors", () => {
   it("an unsupported config stops the build before any file is written", async () => {
     const t = await tempDir("cfg");
     cleanups.push(t.cleanup);
-    await writeFile(join(t.dir, "config.json"), JSON.stringify({ ...baseConfig(), architectures: ["FalconForCausalLM"] }));
-    await expect(buildOnnxModel({ modelDir: t.dir, outDir: join(t.dir, "out") })).rejects.toThrow(/FalconForCausalLM/);
+    await writeFile(
+      join(t.dir, "config.json"),
+      JSON.stringify({ ...baseConfig(), architectures: ["FalconForCausalLM"] }),
+    );
+    await expect(buildOnnxModel({ modelDir: t.dir, outDir: join(t.dir, "out") })).rejects.toThrow(
+      /FalconForCausalLM/,
+    );
   });
 });
 
@@ -131,10 +168,15 @@ describe("runner input errors and providers", () => {
       onWarning: (m) => warnings.push(m),
     });
     try {
-      if (runner.executionProvider === "cpu") expect(warnings.join("\n")).toMatch(/falling back to CPU/);
+      if (runner.executionProvider === "cpu")
+        expect(warnings.join("\n")).toMatch(/falling back to CPU/);
       await expect(runner.logits([[1, 5, 99999]])).rejects.toThrow(/token id 99999 in row 0/);
       const s = await runner.scoreContinuations("Hello", ["", " world"]);
-      expect(s[0]).toEqual({ sum: Number.NEGATIVE_INFINITY, mean: Number.NEGATIVE_INFINITY, tokens: 0 });
+      expect(s[0]).toEqual({
+        sum: Number.NEGATIVE_INFINITY,
+        mean: Number.NEGATIVE_INFINITY,
+        tokens: 0,
+      });
       expect(s[1]?.tokens).toBeGreaterThan(0);
     } finally {
       await runner.close();

@@ -42,7 +42,9 @@ export interface LogitsReference {
 }
 
 export async function readReferenceJson(kind: ModelKind): Promise<ModelReference> {
-  return JSON.parse(await readFile(join(FIXTURES, kind, "reference.json"), "utf8")) as ModelReference;
+  return JSON.parse(
+    await readFile(join(FIXTURES, kind, "reference.json"), "utf8"),
+  ) as ModelReference;
 }
 
 export async function readLogitsReference(file: string): Promise<LogitsReference> {
@@ -70,20 +72,29 @@ export async function readLogitsReference(file: string): Promise<LogitsReference
 }
 
 /** Max |a − b| over the non-padding positions of a batch × seq × vocab layout. */
-export function maxDiffValid(a: Float32Array, b: Float32Array, mask: number[][], vocab: number): number {
+export function maxDiffValid(
+  a: Float32Array,
+  b: Float32Array,
+  mask: number[][],
+  vocab: number,
+): number {
   let max = 0;
   const seq = mask[0]?.length ?? 0;
-  mask.forEach((row, bi) =>
-    row.forEach((m, s) => {
-      if (!m) return;
+  for (let bi = 0; bi < mask.length; bi++) {
+    const row = mask[bi] as number[];
+    for (let s = 0; s < row.length; s++) {
+      if (!row[s]) continue;
       const off = (bi * seq + s) * vocab;
-      for (let v = 0; v < vocab; v++) max = Math.max(max, Math.abs((a[off + v] as number) - (b[off + v] as number)));
-    }),
-  );
+      for (let v = 0; v < vocab; v++)
+        max = Math.max(max, Math.abs((a[off + v] as number) - (b[off + v] as number)));
+    }
+  }
   return max;
 }
 
-export async function tempDir(prefix: string): Promise<{ dir: string; cleanup: () => Promise<void> }> {
+export async function tempDir(
+  prefix: string,
+): Promise<{ dir: string; cleanup: () => Promise<void> }> {
   const dir = await mkdtemp(join(tmpdir(), `mistral-onnx-${prefix}-`));
   return { dir, cleanup: () => rm(dir, { recursive: true, force: true }) };
 }

@@ -35,7 +35,9 @@ describe.each(MODELS)("%s: parity with transformers (fp32)", (kind) => {
   it("logits of a left-padded batch, no cache", async () => {
     const got = await runner.logits(ref.rows);
     expect(got.length).toBe(ref.batch * ref.seq * runner.config.vocabSize);
-    expect(maxDiffValid(got, ref.logits, ref.mask, runner.config.vocabSize)).toBeLessThanOrEqual(TOL);
+    expect(maxDiffValid(got, ref.logits, ref.mask, runner.config.vocabSize)).toBeLessThanOrEqual(
+      TOL,
+    );
   });
 
   it("lastOnly logits are the last row of each sequence", async () => {
@@ -43,8 +45,16 @@ describe.each(MODELS)("%s: parity with transformers (fp32)", (kind) => {
     const got = await runner.logits(ref.rows, { lastOnly: true });
     expect(got.length).toBe(ref.batch * V);
     const lastRef = new Float32Array(ref.batch * V);
-    for (let b = 0; b < ref.batch; b++) lastRef.set(ref.logits.subarray(((b + 1) * ref.seq - 1) * V, (b + 1) * ref.seq * V), b * V);
-    expect(maxDiffValid(got, lastRef, ref.rows.map(() => [1]), V)).toBeLessThanOrEqual(TOL);
+    for (let b = 0; b < ref.batch; b++)
+      lastRef.set(ref.logits.subarray(((b + 1) * ref.seq - 1) * V, (b + 1) * ref.seq * V), b * V);
+    expect(
+      maxDiffValid(
+        got,
+        lastRef,
+        ref.rows.map(() => [1]),
+        V,
+      ),
+    ).toBeLessThanOrEqual(TOL);
   });
 
   it("logits through the KV cache (padded prefill, then one token at a time) match a full pass", async () => {
@@ -68,7 +78,10 @@ describe.each(MODELS)("%s: parity with transformers (fp32)", (kind) => {
     const place = (logits: Float32Array, from: number, n: number) => {
       for (let b = 0; b < ref.batch; b++)
         for (let s = 0; s < n; s++)
-          got.set(logits.subarray((b * n + s) * V, (b * n + s + 1) * V), (b * ref.seq + from + s) * V);
+          got.set(
+            logits.subarray((b * n + s) * V, (b * n + s + 1) * V),
+            (b * ref.seq + from + s) * V,
+          );
     };
     place(r.logits, 0, split);
     for (let s = split; s < ref.seq; s++) {
@@ -92,10 +105,14 @@ describe.each(MODELS)("%s: parity with transformers (fp32)", (kind) => {
     );
     // transformers keeps the EOS that ended a row; generateIds drops it.
     const eos = runner.tokenizer.eosId;
-    const expected = json.generations.map((g) => (g.newIds.at(-1) === eos ? g.newIds.slice(0, -1) : g.newIds));
-    expect(expected.some((ids, i) => ids.length < (json.generations[i] as { newIds: number[] }).newIds.length)).toBe(
-      kind === "llama",
-    ); // the llama fixture has a row that stops at EOS
+    const expected = json.generations.map((g) =>
+      g.newIds.at(-1) === eos ? g.newIds.slice(0, -1) : g.newIds,
+    );
+    expect(
+      expected.some(
+        (ids, i) => ids.length < (json.generations[i] as { newIds: number[] }).newIds.length,
+      ),
+    ).toBe(kind === "llama"); // the llama fixture has a row that stops at EOS
     expect(got).toEqual(expected);
   });
 
@@ -107,10 +124,14 @@ describe.each(MODELS)("%s: parity with transformers (fp32)", (kind) => {
   });
 
   it("stop strings cut the output before the first match", async () => {
-    const g = json.generations.find((x) => x.text.trim().length >= 6) as (typeof json.generations)[number];
+    const g = json.generations.find(
+      (x) => x.text.trim().length >= 6,
+    ) as (typeof json.generations)[number];
     const stop = g.text.slice(3, 5);
     const expected = g.text.slice(0, g.text.indexOf(stop));
-    expect(await runner.generate([g.prompt], { maxNewTokens: 10, stop: [stop] })).toEqual([expected]);
+    expect(await runner.generate([g.prompt], { maxNewTokens: 10, stop: [stop] })).toEqual([
+      expected,
+    ]);
   });
 
   it("continuation scores match PyTorch (all tokens, the first included)", async () => {

@@ -14,7 +14,12 @@ export interface DropMaskSource {
  * module's mask does not depend on which other modules were merged before it. An entry is kept
  * with probability 1 − p (Yu et al. 2024).
  */
-export function seededDropMasks(seed: number, module: string, p: number, label = "dare"): DropMaskSource {
+export function seededDropMasks(
+  seed: number,
+  module: string,
+  p: number,
+  label = "dare",
+): DropMaskSource {
   const streams = new Map<number, { rng: Rng; next: number }>();
   return {
     fill(expert, offset, keep, count) {
@@ -24,7 +29,10 @@ export function seededDropMasks(seed: number, module: string, p: number, label =
         streams.set(expert, s);
       }
       if (offset !== s.next) {
-        throw new StrategyError(`drop mask for expert ${expert} asked for offset ${offset}, expected ${s.next}`, module);
+        throw new StrategyError(
+          `drop mask for expert ${expert} asked for offset ${offset}, expected ${s.next}`,
+          module,
+        );
       }
       for (let i = 0; i < count; i++) keep[i] = s.rng.nextFloat() >= p ? 1 : 0;
       s.next += count;
@@ -33,7 +41,10 @@ export function seededDropMasks(seed: number, module: string, p: number, label =
 }
 
 /** Given masks (e.g. from a reference implementation): masks[i] is expert i's out×in keep mask. */
-export function fixedDropMasks(masks: ReadonlyArray<Uint8Array | null>, module?: string): DropMaskSource {
+export function fixedDropMasks(
+  masks: ReadonlyArray<Uint8Array | null>,
+  module?: string,
+): DropMaskSource {
   return {
     fill(expert, offset, keep, count) {
       const mask = masks[expert];
@@ -41,7 +52,10 @@ export function fixedDropMasks(masks: ReadonlyArray<Uint8Array | null>, module?:
         throw new StrategyError(`no drop mask given for expert ${expert}`, module);
       }
       if (offset + count > mask.length) {
-        throw new StrategyError(`drop mask for expert ${expert} has ${mask.length} entries, need ${offset + count}`, module);
+        throw new StrategyError(
+          `drop mask for expert ${expert} has ${mask.length} entries, need ${offset + count}`,
+          module,
+        );
       }
       keep.set(mask.subarray(offset, offset + count));
     },

@@ -30,7 +30,8 @@ export function mergeElementwise(input: ModuleMergeInput, spec: ElementwiseSpec)
   const present = experts
     .map((e, i) => ({ e, i }))
     .filter((x): x is { e: NonNullable<typeof x.e>; i: number } => x.e !== null && x.e.rank > 0);
-  if (present.length === 0 || m === 0 || n === 0) return { kind: "dense", delta, outFeatures: m, inFeatures: n };
+  if (present.length === 0 || m === 0 || n === 0)
+    return { kind: "dense", delta, outFeatures: m, inFeatures: n };
   const trims = present.map(({ e }) =>
     spec.trimDensity === undefined ? null : new TopKMask(topKSelection(e, spec.trimDensity)),
   );

@@ -1,4 +1,10 @@
-import { type MergeContext, type ModuleMergeInput, type MergeResult, type StrategyDefinition, StrategyError } from "./types.js";
+import {
+  type MergeContext,
+  type ModuleMergeInput,
+  type MergeResult,
+  type StrategyDefinition,
+  StrategyError,
+} from "./types.js";
 
 /** Allowed values of a string hyperparameter (others are checked by their default's type). */
 export type Choices<H> = { [K in keyof H]?: readonly string[] };
@@ -40,7 +46,14 @@ export function resolveHyper<H extends Record<string, unknown>>(
 }
 
 /** Throws unless lo ≤ value ≤ hi (or lo ≤ value < hi when `openHigh`). */
-export function checkRange(strategy: string, key: string, value: number, lo: number, hi: number, openHigh = false): void {
+export function checkRange(
+  strategy: string,
+  key: string,
+  value: number,
+  lo: number,
+  hi: number,
+  openHigh = false,
+): void {
   if (value < lo || (openHigh ? value >= hi : value > hi)) {
     throw new StrategyError(
       `strategy "${strategy}": hyperparameter "${key}" must be in [${lo}, ${hi}${openHigh ? ")" : "]"}, got ${value}`,
@@ -81,7 +94,10 @@ function validateInput(input: ModuleMergeInput, ctx: MergeContext): void {
   experts.forEach((e, i) => {
     if (e === null) return;
     if (e.outFeatures !== m || e.inFeatures !== n) {
-      throw new StrategyError(`expert ${i} is ${e.outFeatures}×${e.inFeatures}, expected ${m}×${n}`, module);
+      throw new StrategyError(
+        `expert ${i} is ${e.outFeatures}×${e.inFeatures}, expected ${m}×${n}`,
+        module,
+      );
     }
     if (e.A.length !== e.rank * n || e.B.length !== m * e.rank) {
       throw new StrategyError(
@@ -91,14 +107,16 @@ function validateInput(input: ModuleMergeInput, ctx: MergeContext): void {
       );
     }
   });
-  if (!Number.isInteger(ctx.seed)) throw new StrategyError(`seed must be an integer, got ${ctx.seed}`, module);
+  if (!Number.isInteger(ctx.seed))
+    throw new StrategyError(`seed must be an integer, got ${ctx.seed}`, module);
   const w = ctx.expertWeights;
   if (w !== undefined) {
     if (w.length !== experts.length) {
       throw new StrategyError(`${w.length} expert weights for ${experts.length} experts`, module);
     }
     w.forEach((x, i) => {
-      if (!Number.isFinite(x)) throw new StrategyError(`expert weight ${i} is ${x}, expected a finite number`, module);
+      if (!Number.isFinite(x))
+        throw new StrategyError(`expert weight ${i} is ${x}, expected a finite number`, module);
     });
   }
 }

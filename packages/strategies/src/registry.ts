@@ -34,7 +34,9 @@ const BY_NAME = new Map(STRATEGIES.map((s) => [s.name, s]));
 export function getStrategy(name: string): StrategyDefinition<Record<string, unknown>> {
   const s = BY_NAME.get(name);
   if (s === undefined) {
-    throw new StrategyError(`unknown strategy "${name}" (known: ${[...BY_NAME.keys()].join(", ")})`);
+    throw new StrategyError(
+      `unknown strategy "${name}" (known: ${[...BY_NAME.keys()].join(", ")})`,
+    );
   }
   return s;
 }

@@ -63,8 +63,7 @@ export function kthLargest(a: Float32Array | Float64Array, k: number): number {
 }
 
 function median3(x: number, y: number, z: number): number {
-  if (x < y) return y < z ? y : x < z ? z : x;
-  return x < z ? x : y < z ? z : y;
+  return Math.max(Math.min(x, y), Math.min(Math.max(x, y), z));
 }
 
 /** Applies a TopKSelection to consecutive blocks of one expert (blocks must come in order). */

@@ -42,7 +42,8 @@ export function toLowRank(
   opts: ToLowRankOptions,
 ): { factors: LowRankMergeResult; relativeError: number } {
   const { rank, energy = 1 } = opts;
-  if (!Number.isInteger(rank) || rank < 0) throw new StrategyError(`rank must be a non-negative integer, got ${rank}`);
+  if (!Number.isInteger(rank) || rank < 0)
+    throw new StrategyError(`rank must be a non-negative integer, got ${rank}`);
   const { outFeatures: m, inFeatures: n } = result;
   if (result.kind === "lowrank") {
     if (result.rank <= rank && energy >= 1) return { factors: result, relativeError: 0 };
@@ -58,7 +59,10 @@ export function toLowRank(
   });
   const k = chooseRank(svd.S, { rank, energy });
   const f = svdToLowRank(truncateSvd(svd, k));
-  return { factors: { kind: "lowrank", ...f }, relativeError: relativeErrorToDense(result.delta, f) };
+  return {
+    factors: { kind: "lowrank", ...f },
+    relativeError: relativeErrorToDense(result.delta, f),
+  };
 }
 
 /** A Float64 (or Float32) low-rank pair as a MergeResult with Float32 factors. */

@@ -30,7 +30,12 @@ export class ExternalDataWriter {
   }
 
   /** Writes one tensor and returns its TensorProto pointing into the data file. */
-  async write(name: string, elem: ElemType, dims: number[], bytes: Uint8Array): Promise<TensorProto> {
+  async write(
+    name: string,
+    elem: ElemType,
+    dims: number[],
+    bytes: Uint8Array,
+  ): Promise<TensorProto> {
     const expected = dims.reduce((a, b) => a * b, 1) * ELEM_SIZE[elem];
     if (bytes.byteLength !== expected) {
       // A bug in the builder, not bad input: shapes are validated before this point.
@@ -39,7 +44,12 @@ export class ExternalDataWriter {
     const start = Math.ceil(this.offset / ALIGN) * ALIGN;
     let written = 0;
     while (written < bytes.byteLength) {
-      const { bytesWritten } = await this.handle.write(bytes, written, bytes.byteLength - written, start + written);
+      const { bytesWritten } = await this.handle.write(
+        bytes,
+        written,
+        bytes.byteLength - written,
+        start + written,
+      );
       written += bytesWritten;
     }
     this.offset = start + bytes.byteLength;

@@ -92,6 +92,11 @@ export function rawBytes(values: ArrayLike<number>, elem: ElemType): Uint8Array 
 }
 
 /** An inline (embedded in the protobuf) tensor; only for small constants. */
-export function inlineTensor(name: string, elem: ElemType, dims: number[], raw: Uint8Array): TensorProto {
+export function inlineTensor(
+  name: string,
+  elem: ElemType,
+  dims: number[],
+  raw: Uint8Array,
+): TensorProto {
   return { name, dataType: ELEM_TYPE[elem], dims, rawData: raw };
 }

@@ -1,7 +1,12 @@
 import { deriveSeed, matmul, matmulTransB, Rng, smallSvd, thinQr } from "@merge/lora";
 import { checkRange, defineStrategy, expertWeights } from "../hyper.js";
 import { kthLargest } from "../select.js";
-import { type MergeContext, type MergeResult, type ModuleMergeInput, StrategyError } from "../types.js";
+import {
+  type MergeContext,
+  type MergeResult,
+  type ModuleMergeInput,
+  StrategyError,
+} from "../types.js";
 import { SINGULAR_TOLERANCE } from "./osm.js";
 
 export interface KnotsHyper extends Record<string, unknown> {
@@ -31,7 +36,8 @@ export function knotsBasis(
   let off = 0;
   for (const { e, i } of present) {
     const f = w[i]! * e.scale;
-    for (let row = 0; row < m; row++) for (let k = 0; k < e.rank; k++) bcat[row * R + off + k] = f * e.B[row * e.rank + k]!;
+    for (let row = 0; row < m; row++)
+      for (let k = 0; k < e.rank; k++) bcat[row * R + off + k] = f * e.B[row * e.rank + k]!;
     off += e.rank;
   }
   const qb = thinQr(bcat, m, R);
@@ -44,9 +50,11 @@ export function knotsBasis(
   present.forEach(({ e }, x) => {
     const qa = qas[x]!;
     const rbBlock = new Float64Array(qb.p * e.rank);
-    for (let a = 0; a < qb.p; a++) for (let k = 0; k < e.rank; k++) rbBlock[a * e.rank + k] = qb.r[a * R + rOff + k]!;
+    for (let a = 0; a < qb.p; a++)
+      for (let k = 0; k < e.rank; k++) rbBlock[a * e.rank + k] = qb.r[a * R + rOff + k]!;
     const part = matmulTransB(rbBlock, qa.r, qb.p, e.rank, qa.p);
-    for (let a = 0; a < qb.p; a++) for (let c = 0; c < qa.p; c++) core[a * P + pOff + c] = part[a * qa.p + c]!;
+    for (let a = 0; a < qb.p; a++)
+      for (let c = 0; c < qa.p; c++) core[a * P + pOff + c] = part[a * qa.p + c]!;
     rOff += e.rank;
     pOff += qa.p;
   });
@@ -62,7 +70,8 @@ export function knotsBasis(
   present.forEach(({ i }, x) => {
     const qa = qas[x]!;
     const vk = new Float64Array(qa.p * q);
-    for (let a = 0; a < qa.p; a++) for (let c = 0; c < q; c++) vk[a * q + c] = svd.v[(pOff + a) * svd.q + c]!;
+    for (let a = 0; a < qa.p; a++)
+      for (let c = 0; c < q; c++) vk[a * q + c] = svd.v[(pOff + a) * svd.q + c]!;
     V[i] = matmul(qa.q, vk, n, qa.p, q);
     pOff += qa.p;
   });
@@ -130,9 +139,12 @@ export function mergeKnots(input: ModuleMergeInput, h: KnotsHyper, ctx: MergeCon
   // ΔW = U S (λ V_merged)ᵀ: B = U·diag(S), A = λ·V_mergedᵀ.
   const B = new Float32Array(m * q);
   const A = new Float32Array(q * n);
-  for (let i = 0; i < m; i++) for (let c = 0; c < q; c++) B[i * q + c] = basis.U[i * q + c]! * basis.S[c]!;
-  for (let c = 0; c < q; c++) for (let j = 0; j < n; j++) A[c * n + j] = h.lambda * merged[j * q + c]!;
-  if (!A.every(Number.isFinite)) throw new StrategyError("knots produced non-finite factors", module);
+  for (let i = 0; i < m; i++)
+    for (let c = 0; c < q; c++) B[i * q + c] = basis.U[i * q + c]! * basis.S[c]!;
+  for (let c = 0; c < q; c++)
+    for (let j = 0; j < n; j++) A[c * n + j] = h.lambda * merged[j * q + c]!;
+  if (!A.every(Number.isFinite))
+    throw new StrategyError("knots produced non-finite factors", module);
   return { kind: "lowrank", A, B, rank: q, outFeatures: m, inFeatures: n };
 }
 

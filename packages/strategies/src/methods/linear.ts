@@ -1,10 +1,20 @@
-import { chooseRank, concatenate, type LowRank, lowRankSvd, svdToLowRank, truncateSvd } from "@merge/lora";
+import {
+  chooseRank,
+  concatenate,
+  type LowRank,
+  lowRankSvd,
+  svdToLowRank,
+  truncateSvd,
+} from "@merge/lora";
 import { checkRange, defineStrategy, expertWeights } from "../hyper.js";
 import { lowRankResult } from "../to-low-rank.js";
 import { type ModuleMergeInput, StrategyError } from "../types.js";
 
 /** Σ_i c_i ΔW_i as exact factors of rank Σ r_i (the shared core of linear/TA/cat/svd). */
-export function weightedSumFactors(input: ModuleMergeInput, coefficients: readonly number[]): LowRank {
+export function weightedSumFactors(
+  input: ModuleMergeInput,
+  coefficients: readonly number[],
+): LowRank {
   return concatenate(input.experts, {
     outFeatures: input.outFeatures,
     inFeatures: input.inFeatures,
@@ -17,14 +27,16 @@ export const linear = defineStrategy({
   name: "linear",
   description:
     "Weighted average Σ w_i ΔW_i / Σ w_i of the experts' full updates (not PEFT's factor-wise 'linear'), returned exactly as rank-Σr factors.",
-  reference: "Wortsman et al. 2022, Model soups (uniform averaging); weights from the merge context, default 1 each",
+  reference:
+    "Wortsman et al. 2022, Model soups (uniform averaging); weights from the merge context, default 1 each",
   defaults: { normalize: true },
   run(input, hyper, ctx) {
     const w = expertWeights(input, ctx);
     let coefficients = w;
-    if (hyper.normalize) {
+    if (hyper.normalize && input.experts.some((e) => e !== null)) {
       const total = w.reduce((a, b) => a + b, 0);
-      if (total === 0) throw new StrategyError("linear: expert weights sum to 0, cannot normalise", input.module);
+      if (total === 0)
+        throw new StrategyError("linear: expert weights sum to 0, cannot normalise", input.module);
       coefficients = w.map((x) => x / total);
     }
     return lowRankResult(weightedSumFactors(input, coefficients));
@@ -39,7 +51,12 @@ export const taskArithmetic = defineStrategy({
   defaults: { lambda: 1 },
   run(input, hyper, ctx) {
     const w = expertWeights(input, ctx);
-    return lowRankResult(weightedSumFactors(input, w.map((x) => hyper.lambda * x)));
+    return lowRankResult(
+      weightedSumFactors(
+        input,
+        w.map((x) => hyper.lambda * x),
+      ),
+    );
   },
 });
 
@@ -63,7 +80,8 @@ export const svd = defineStrategy({
   defaults: { rank: 0, energy: 1 },
   validate(h) {
     checkRange("svd", "energy", h.energy, 0, 1);
-    if (!Number.isInteger(h.rank) || h.rank < 0) throw new StrategyError(`svd: rank must be a non-negative integer, got ${h.rank}`);
+    if (!Number.isInteger(h.rank) || h.rank < 0)
+      throw new StrategyError(`svd: rank must be a non-negative integer, got ${h.rank}`);
   },
   run(input, hyper, ctx) {
     const sum = weightedSumFactors(input, expertWeights(input, ctx));

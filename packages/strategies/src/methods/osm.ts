@@ -1,6 +1,11 @@
 import { chooseRank, concatenate, lowRankSvd, matmul, matmulTransA } from "@merge/lora";
 import { checkRange, defineStrategy, expertWeights } from "../hyper.js";
-import { type MergeContext, type MergeResult, type ModuleMergeInput, StrategyError } from "../types.js";
+import {
+  type MergeContext,
+  type MergeResult,
+  type ModuleMergeInput,
+  StrategyError,
+} from "../types.js";
 
 /** Directions with s_k ≤ this fraction of s_0 are numerically absent and are dropped. */
 export const SINGULAR_TOLERANCE = 1e-10;
@@ -107,7 +112,9 @@ export const osm = defineStrategy<OsmHyper>({
     checkRange("osm", "energy", h.energy, 0, 1);
     checkRange("osm", "gamma", h.gamma, 0, 4);
     if (!Number.isInteger(h.rank) || h.rank < 0) {
-      throw new StrategyError(`osm: rank must be a non-negative integer (0 = no cap), got ${h.rank}`);
+      throw new StrategyError(
+        `osm: rank must be a non-negative integer (0 = no cap), got ${h.rank}`,
+      );
     }
   },
   run: mergeOsm,

@@ -1,7 +1,12 @@
 import { type DropMaskSource, seededDropMasks } from "../drop-mask.js";
 import { mergeElementwise } from "../elementwise.js";
 import { checkRange, defineStrategy, expertWeights } from "../hyper.js";
-import { type MergeContext, type MergeResult, type ModuleMergeInput, StrategyError } from "../types.js";
+import {
+  type MergeContext,
+  type MergeResult,
+  type ModuleMergeInput,
+  StrategyError,
+} from "../types.js";
 
 const SIGN_CHOICES = ["total", "frequency"] as const;
 type MajoritySign = (typeof SIGN_CHOICES)[number];
@@ -26,8 +31,11 @@ export interface DareLinearHyper extends Record<string, unknown> {
 }
 
 function normalisingScale(name: string, input: ModuleMergeInput, w: number[]): number {
+  // With no expert present the result is zero whatever the scale.
+  if (input.experts.every((e) => e === null)) return 1;
   const total = w.reduce((a, b) => a + b, 0);
-  if (total === 0) throw new StrategyError(`${name}: expert weights sum to 0, cannot normalise`, input.module);
+  if (total === 0)
+    throw new StrategyError(`${name}: expert weights sum to 0, cannot normalise`, input.module);
   return 1 / total;
 }
 
@@ -120,7 +128,8 @@ const DARE_REF =
 
 export const dare = defineStrategy<DareHyper>({
   name: "dare",
-  description: "DARE: drop each entry of each ΔW_i with probability p (seeded), rescale by 1/(1−p), then λ · Σ w_i. Dense.",
+  description:
+    "DARE: drop each entry of each ΔW_i with probability p (seeded), rescale by 1/(1−p), then λ · Σ w_i. Dense.",
   reference: DARE_REF,
   defaults: { p: 0.9, lambda: 1 },
   validate: (h) => checkRange("dare", "p", h.p, 0, 1, true),
@@ -139,7 +148,8 @@ export const dareLinear = defineStrategy<DareLinearHyper>({
 
 export const dareTies = defineStrategy<DareTiesHyper>({
   name: "dare_ties",
-  description: "DARE drop-and-rescale, then TIES sign election by total mass and disjoint mean, λ. Dense.",
+  description:
+    "DARE drop-and-rescale, then TIES sign election by total mass and disjoint mean, λ. Dense.",
   reference: `${DARE_REF}; sign election and disjoint mean from Yadav et al. 2023`,
   defaults: { p: 0.9, lambda: 1, majoritySign: "total" },
   choices: { majoritySign: SIGN_CHOICES },

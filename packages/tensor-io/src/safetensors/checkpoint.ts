@@ -113,6 +113,11 @@ export class SafetensorsCheckpoint {
     return this.entry(name).file.readBytes(name);
   }
 
+  /** See SafetensorsFile.readInto: reads into a caller-owned buffer. */
+  readInto(name: string, target: Uint8Array): Promise<Uint8Array> {
+    return this.entry(name).file.readInto(name, target);
+  }
+
   readF32(name: string): Promise<Float32Array> {
     return this.entry(name).file.readF32(name);
   }

@@ -1,0 +1,133 @@
+import { existsSync } from "node:fs";
+import { mkdir, mkdtemp, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { describe, expect, it } from "vitest";
+import { makeTinySetup, runCli, writeTinyAdapter } from "./helpers.js";
+
+async function setup(extra = "") {
+  const dir = await mkdtemp(join(tmpdir(), "submit-err-"));
+  return { dir, ...(await makeTinySetup(dir, extra)) };
+}
+
+describe("submit: clear errors on bad input", () => {
+  it("--help lists the options", async () => {
+    const r = await runCli(["--help"]);
+    expect(r.code).toBe(0);
+    for (const flag of [
+      "--config",
+      "--method",
+      "--data",
+      "--out",
+      "--budget",
+      "--merge-only",
+      "--save-adapter",
+      "--eval-labelled",
+    ]) {
+      expect(r.stdout).toContain(flag);
+    }
+  });
+
+  it("a bad CSV names the row and column, and writes no output", async () => {
+    const { dir, config, out } = await setup();
+    const bad = join(dir, "bad.csv");
+    await writeFile(
+      bad,
+      `id,input,eval_type,answer_choices\n0,q,multiple_choice,"['only one']"\n1,q,poem,\n`,
+    );
+    const r = await runCli(["--config", config, "--data", bad]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain(`${bad}: row 1 (id "0"), line 2, column "answer_choices"`);
+    expect(r.stderr).toContain(`row 2 (id "1"), line 3, column "eval_type"`);
+    expect(r.stderr).not.toMatch(/unexpected failure|\n\s+at /);
+    expect(existsSync(out)).toBe(false);
+  });
+
+  it("--skip-bad-rows answers bad rows with placeholders and keeps every id", async () => {
+    const { dir, config, out } = await setup();
+    const bad = join(dir, "bad.csv");
+    await writeFile(
+      bad,
+      `id,input,eval_type,answer_choices\n0,q,multiple_choice,"['only one']"\n1,hello,generation,\n`,
+    );
+    const r = await runCli(["--config", config, "--data", bad, "--skip-bad-rows", "--no-progress"]);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stderr).toContain("answered with a placeholder");
+    const { readFile } = await import("node:fs/promises");
+    expect((await readFile(out, "utf8")).split("\n")[1]).toBe("0,0,0");
+  });
+
+  it("an unreadable config names the file", async () => {
+    const missing = join(tmpdir(), "no-such-config-xyz.yaml");
+    const r = await runCli(["--config", missing]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain(`${missing}: cannot read the config`);
+  });
+
+  it("invalid YAML and unknown fields name the file and the field", async () => {
+    const dir = await mkdtemp(join(tmpdir(), "submit-cfg-"));
+    const broken = join(dir, "broken.yaml");
+    await writeFile(broken, "base: [unclosed\n");
+    let r = await runCli(["--config", broken]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain(`${broken}: not valid YAML`);
+
+    const typo = join(dir, "typo.json");
+    await writeFile(typo, JSON.stringify({ runtime: { dtpye: "fp16" } }));
+    r = await runCli(["--config", typo]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain(`${typo}: unknown field "runtime.dtpye"`);
+
+    const wrong = join(dir, "wrong.yaml");
+    await writeFile(wrong, "runtime:\n  executionProvider: tpu\n");
+    r = await runCli(["--config", wrong]);
+    expect(r.stderr).toContain('"runtime.executionProvider" must be one of "cpu", "cuda"');
+  });
+
+  it("an expert whose shapes do not match the base", async () => {
+    const { dir, config } = await setup();
+    await writeTinyAdapter(
+      join(dir, "experts", "c-wrong"),
+      9,
+      ["model.layers.0.self_attn.q_proj"],
+      {
+        override: { inFeatures: 32, outFeatures: 64 },
+      },
+    );
+    const r = await runCli(["--config", config]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(
+      /expert .*c-wrong does not match base .*: module model\.layers\.0\.self_attn\.q_proj gives a 64×32 delta \(rank 2\), the base weight is 64×64/,
+    );
+  });
+
+  it("an expert with modules the base lacks", async () => {
+    const { dir, config } = await setup();
+    await writeTinyAdapter(join(dir, "experts", "d-extra"), 8, [
+      "model.layers.0.self_attn.q_proj",
+      "model.layers.7.self_attn.q_proj",
+    ]);
+    const r = await runCli(["--config", config]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(
+      /expert .*d-extra does not match base .*: 1 module not in the base .*model\.layers\.7\.self_attn\.q_proj/,
+    );
+  });
+
+  it("an unknown merge method lists the known ones", async () => {
+    const { config } = await setup();
+    const r = await runCli(["--config", config, "--method", "nope"]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/unknown strategy "nope" \(known: osm, /);
+  });
+
+  it("a missing zoo says so", async () => {
+    const dir = await mkdtemp(join(tmpdir(), "submit-zoo-"));
+    const cfg = join(dir, "c.yaml");
+    await mkdir(dir, { recursive: true });
+    await writeFile(cfg, "base: data/zoo/no-such-base\nexperts: [data/zoo/no-such-experts/*]\n");
+    const r = await runCli(["--config", cfg, "--out", join(dir, "o.csv")]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain("The embedded default model (data/zoo) is missing or incomplete");
+  });
+});

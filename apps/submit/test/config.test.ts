@@ -1,0 +1,100 @@
+import { mkdtemp } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { describe, expect, it } from "vitest";
+import { cacheKey, canonicalJson } from "../src/cache.js";
+import { DEFAULT_CONFIG, loadConfig, parseConfig } from "../src/config.js";
+import { ConfigError } from "../src/errors.js";
+import { resolveModelSource } from "../src/sources.js";
+import { findWorkspaceRoot } from "../src/workspace.js";
+import { REPO } from "./helpers.js";
+
+describe("config", () => {
+  it("an empty config is the embedded default", () => {
+    expect(parseConfig({}, "c.yaml")).toEqual(DEFAULT_CONFIG);
+    expect(parseConfig(null, "c.yaml")).toEqual(DEFAULT_CONFIG);
+  });
+
+  it("the shipped embedded config is the default plus explicit threads", async () => {
+    const c = await loadConfig(join(REPO, "configs/embedded.yaml"));
+    expect({ ...c, runtime: { ...c.runtime, threads: undefined } }).toEqual({
+      ...DEFAULT_CONFIG,
+      runtime: { ...DEFAULT_CONFIG.runtime, threads: undefined },
+    });
+  });
+
+  it("the shipped Mistral-7B config pins the five predibase experts", async () => {
+    const c = await loadConfig(join(REPO, "configs/mistral-7b.yaml"));
+    expect(c.base).toBe("mistralai/Mistral-7B-v0.1");
+    expect(c.experts).toEqual([
+      "predibase/magicoder@58d0eedad92a223cd45e94534450066952c6de25",
+      "predibase/conllpp@b9d370f421cb61389e345763ec629e50a58c2676",
+      "predibase/cnn@dec34c493cc448bb8a8e322adf874198af3399b5",
+      "predibase/agnews_explained@8efbbefadd6a24b8df7a2697a13a321054b4f8f1",
+      "predibase/gsm8k@d54e59aa31095b6670d0b2717e0082e76660a0c1",
+    ]);
+    expect(c.runtime).toMatchObject({ dtype: "fp16", executionProvider: "cuda" });
+  });
+
+  it("rejects wrong types and values, naming the field", () => {
+    const bad: Array<[unknown, RegExp]> = [
+      [[1, 2], /must be a mapping at the top level/],
+      [{ experts: [] }, /"experts" must name at least one expert/],
+      [{ experts: "a" }, /"experts" must be a list of non-empty strings/],
+      [{ seed: -1 }, /"seed" must be an integer ≥ 0/],
+      [{ budgetSeconds: 0 }, /"budgetSeconds" must be a positive number/],
+      [{ runtime: { dtype: "bf16" } }, /"runtime.dtype" must be one of "fp32", "fp16"/],
+      [
+        { runtime: { generationBatchSize: 0 } },
+        /"runtime.generationBatchSize" must be an integer ≥ 1/,
+      ],
+      [
+        { strategy: { expertWeights: ["x"] } },
+        /"strategy.expertWeights" must be a list of numbers/,
+      ],
+      [{ strategy: { hyperparameters: 3 } }, /"strategy.hyperparameters" must be a mapping/],
+      [{ hub: { offline: "yes" } }, /"hub.offline" must be true or false/],
+      [{ extra: 1 }, /unknown field "extra"/],
+    ];
+    for (const [raw, message] of bad) {
+      expect(() => parseConfig(raw, "c.yaml"), JSON.stringify(raw)).toThrow(ConfigError);
+      expect(() => parseConfig(raw, "c.yaml"), JSON.stringify(raw)).toThrow(message);
+    }
+  });
+});
+
+describe("sources", () => {
+  it("finds the workspace root from the app folder", () => {
+    expect(findWorkspaceRoot(join(REPO, "apps/submit/src"))).toBe(REPO);
+  });
+
+  it("a Hub spec that is not cached fails offline with a clear error", async () => {
+    const cacheDir = await mkdtemp(join(tmpdir(), "submit-hub-"));
+    await expect(
+      resolveModelSource(REPO, "someone/absent-model@main", "base", { offline: true, cacheDir }),
+    ).rejects.toThrow(/base "someone\/absent-model@main": cannot resolve from the Hub/);
+  });
+
+  it("a path that is neither a folder nor a Hub name", async () => {
+    await expect(resolveModelSource(REPO, "no/such/path/x", "expert", {})).rejects.toThrow(
+      /neither an existing folder .* nor a Hub "owner\/name@revision"/,
+    );
+  });
+});
+
+describe("cache key", () => {
+  it("ignores key order and changes with any setting", () => {
+    expect(canonicalJson({ b: 1, a: [1, { d: 2, c: 3 }] })).toBe('{"a":[1,{"c":3,"d":2}],"b":1}');
+    const base = {
+      base: "x",
+      experts: ["a", "b"],
+      method: "osm",
+      hyperparameters: { gamma: 1 },
+      seed: 0,
+    };
+    expect(cacheKey(base)).toBe(cacheKey({ ...base }));
+    expect(cacheKey(base)).not.toBe(cacheKey({ ...base, seed: 1 }));
+    expect(cacheKey(base)).not.toBe(cacheKey({ ...base, experts: ["b", "a"] }));
+    expect(cacheKey(base)).not.toBe(cacheKey({ ...base, hyperparameters: { gamma: 2 } }));
+  });
+});

@@ -1,0 +1,18 @@
+import { thinQr, matmul, Rng, lowRankSvd, smallSvd } from "@merge/lora";
+const m = 14336, k = 128;
+const rng = new Rng(1);
+const a = Float64Array.from({ length: m * k }, () => rng.nextFloat() - 0.5);
+let t = performance.now();
+const qr = thinQr(a, m, k);
+console.log("qr", (performance.now() - t) / 1000);
+const c = Float64Array.from({ length: k * k }, () => rng.nextFloat());
+t = performance.now();
+matmul(qr.q, c, m, k, k);
+console.log("matmul", (performance.now() - t) / 1000);
+t = performance.now();
+smallSvd(c, k, k);
+console.log("svd128", (performance.now() - t) / 1000);
+const A = Float64Array.from({ length: k * 4096 }, () => rng.nextFloat() - 0.5);
+t = performance.now();
+lowRankSvd({ A, B: a, rank: k, outFeatures: m, inFeatures: 4096 });
+console.log("lowRankSvd", (performance.now() - t) / 1000);
