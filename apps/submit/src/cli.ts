@@ -1,3 +1,4 @@
+import { DEFAULT_STRATEGY, listStrategies } from "@merge/strategies";
 import { Command, InvalidArgumentError } from "commander";
 import { SubmitError } from "./errors.js";
 import { runSubmit } from "./pipeline.js";
@@ -42,6 +43,7 @@ function program(): Command {
     )
     .option("--skip-bad-rows", "warn about invalid CSV rows and answer them with placeholders")
     .option("--no-progress", "no progress output")
+    .option("--list-methods", "list the merge methods and exit")
     .addHelpText(
       "after",
       "\nExit status: 0 done; 1 error; 3 the time budget cut rows; 4 the model failed on some rows\n(with 3 and 4 the CSV is still complete and valid).\n" +
@@ -66,7 +68,17 @@ async function main(argv: string[]): Promise<number> {
     evalLabelled?: string[];
     skipBadRows?: boolean;
     progress: boolean;
+    listMethods?: boolean;
   }>();
+  if (o.listMethods) {
+    for (const s of listStrategies()) {
+      const defaults = JSON.stringify(s.defaults);
+      process.stdout.write(
+        `${s.name}${s.name === DEFAULT_STRATEGY ? " (default)" : ""}: ${s.description}\n  defaults ${defaults}\n`,
+      );
+    }
+    return 0;
+  }
   const outcome = await runSubmit({
     root: findWorkspaceRoot(),
     ...(o.config !== undefined ? { configFile: o.config } : {}),

@@ -28,6 +28,12 @@ describe("submit: clear errors on bad input", () => {
     }
   });
 
+  it("--list-methods lists the strategies, the default first", async () => {
+    const r = await runCli(["--list-methods"]);
+    expect(r.code).toBe(0);
+    expect(r.stdout.split("\n")[0]).toMatch(/^osm \(default\): /);
+  });
+
   it("a bad CSV names the row and column, and writes no output", async () => {
     const { dir, config, out } = await setup();
     const bad = join(dir, "bad.csv");

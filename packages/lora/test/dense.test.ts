@@ -31,6 +31,42 @@ describe("denseDelta", () => {
     expect(Array.from(denseDelta(m, 4, 9))).toEqual(parts.slice(4 * 33, 9 * 33));
   });
 
+  it("ranks above one 16-column panel (37) are exact too", () => {
+    const big = {
+      A: randomMatrix(rng, 37, 21),
+      B: randomMatrix(rng, 9, 37),
+      rank: 37,
+      inFeatures: 21,
+      outFeatures: 9,
+      scale: 2,
+    };
+    const ref = naiveMul(big.B, big.A, 9, 37, 21).map((x) => x * 2);
+    expect(relErr(denseDelta(big), ref)).toBeLessThan(1e-7);
+    expect(relErr(denseDelta(big, 3, 8), ref.subarray(3 * 21, 8 * 21))).toBeLessThan(1e-7);
+  });
+
+  it("readMasked computes exactly the kept entries", () => {
+    for (const e of [
+      m,
+      {
+        A: randomMatrix(rng, 20, 33),
+        B: randomMatrix(rng, 17, 20),
+        rank: 20,
+        inFeatures: 33,
+        outFeatures: 17,
+        scale: 1,
+      },
+    ]) {
+      const reader = new DeltaRowReader(e);
+      const keep = Uint8Array.from({ length: 12 * 33 }, () => (rng.nextFloat() < 0.3 ? 1 : 0));
+      const got = reader.readMasked(2, 14, keep, new Float32Array(12 * 33));
+      const full = reader.read(2, 14);
+      full.forEach((x, i) => {
+        expect(got[i]).toBe(keep[i] === 1 ? x : 0);
+      });
+    }
+  });
+
   it("rank 0 gives zeros", () => {
     const z = denseDelta({
       A: new Float32Array(0),

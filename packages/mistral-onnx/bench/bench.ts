@@ -5,7 +5,7 @@
 import { execFileSync } from "node:child_process";
 import { existsSync, readFileSync, statSync } from "node:fs";
 import { rm } from "node:fs/promises";
-import { availableParallelism, cpus, tmpdir, totalmem } from "node:os";
+import { availableParallelism, cpus, loadavg, tmpdir, totalmem } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { buildOnnxModel } from "../src/index.js";
@@ -156,4 +156,9 @@ for (const size of SIZES) {
       `torch: load ${torch.loadS.toFixed(1)} s, peak RSS ${torch.peakRssMb.toFixed(0)} MB`,
     );
   for (const n of notes) console.log(`- ${n}`);
+  console.log(
+    `- load average after: ${loadavg()
+      .map((x) => x.toFixed(1))
+      .join(" ")}`,
+  );
 }

@@ -62,3 +62,18 @@ describe("block-wise weight quantization (MatMulNBits layout)", () => {
     },
   );
 });
+
+describe("fp16 build", () => {
+  it("runs on the CPU provider and stays close to the fp32 reference", async () => {
+    const ref = await readLogitsReference(join(FIXTURES, "mistral", "reference.safetensors"));
+    const r = await buildAndOpen("mistral", { dtype: "fp16" });
+    try {
+      const got = await r.runner.logits(ref.rows);
+      const d = maxDiffValid(got, ref.logits, ref.mask, 986);
+      expect(d).toBeGreaterThan(0); // it really ran in half precision
+      expect(d).toBeLessThanOrEqual(0.05);
+    } finally {
+      await r.cleanup();
+    }
+  });
+});

@@ -84,8 +84,10 @@ if combination not in ("linear", "cat", "svd"):
     kwargs["density"] = density
 torch.manual_seed(0)
 start = time.perf_counter()
+cpu_start = time.process_time()
 pm.add_weighted_adapter(names, [1.0] * experts, "merged", combination_type=combination, **kwargs)
 seconds = time.perf_counter() - start
+cpu_seconds = time.process_time() - cpu_start
 print(
     json.dumps(
         {
@@ -93,6 +95,7 @@ print(
             "strategy": combination,
             "seconds": seconds,
             "mergeSeconds": seconds,
+            "cpuSeconds": cpu_seconds,
             "maxRssMB": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
             "threads": threads,
         }

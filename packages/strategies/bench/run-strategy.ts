@@ -25,6 +25,7 @@ async function readFloats(offset: number, count: number): Promise<Float32Array> 
 
 let checksum = 0;
 let mergeSeconds = 0;
+let cpuMicros = 0;
 const t0 = performance.now();
 for (let layer = 0; layer < layout.layers; layer++) {
   for (let mi = 0; mi < MISTRAL_MODULES.length; mi++) {
@@ -43,12 +44,20 @@ for (let layer = 0; layer < layout.layers; layer++) {
       });
     }
     const t = performance.now();
+    const cpu = process.cpuUsage();
     const result: MergeResult = strategy.merge(
-      { module: `model.layers.${layer}.${shape.name}`, outFeatures: shape.out, inFeatures: shape.in, experts },
+      {
+        module: `model.layers.${layer}.${shape.name}`,
+        outFeatures: shape.out,
+        inFeatures: shape.in,
+        experts,
+      },
       hyper,
       { seed: 0 },
     );
     mergeSeconds += (performance.now() - t) / 1000;
+    const used = process.cpuUsage(cpu);
+    cpuMicros += used.user + used.system;
     const first = result.kind === "dense" ? result.delta : result.B;
     checksum += first[0] ?? 0;
   }
@@ -61,6 +70,7 @@ console.log(
     strategy: name,
     seconds: wall,
     mergeSeconds,
+    cpuSeconds: cpuMicros / 1e6,
     maxRssMB: process.resourceUsage().maxRSS / 1024,
     checksum,
   }),

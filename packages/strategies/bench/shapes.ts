@@ -17,7 +17,12 @@ export interface BenchLayout {
 }
 
 /** Byte offset of (layer, module, expert) in the factor file: A (r × in) then B (out × r), Float32 LE. */
-export function factorOffset(layout: BenchLayout, layer: number, moduleIndex: number, expert: number): number {
+export function factorOffset(
+  layout: BenchLayout,
+  layer: number,
+  moduleIndex: number,
+  expert: number,
+): number {
   const { experts, rank } = layout;
   const perLayer = MISTRAL_MODULES.reduce((s, m) => s + experts * rank * (m.in + m.out), 0);
   let off = layer * perLayer;

@@ -34,7 +34,10 @@ export function seededDropMasks(
           module,
         );
       }
-      for (let i = 0; i < count; i++) keep[i] = s.rng.nextFloat() >= p ? 1 : 0;
+      // u ≥ p with u = k/2³² uniform on the 32-bit grid, compared as integers.
+      const threshold = Math.ceil(p * 4294967296);
+      const rng = s.rng;
+      for (let i = 0; i < count; i++) keep[i] = rng.nextUint32() >= threshold ? 1 : 0;
       s.next += count;
     },
   };

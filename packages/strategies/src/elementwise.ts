@@ -45,45 +45,61 @@ export function mergeElementwise(input: ModuleMergeInput, spec: ElementwiseSpec)
   const scale = spec.outputScale;
   const frequency = spec.majoritySign === "frequency";
   const count = present.length;
+  const total = new Float64Array(cap);
+  const acc = new Float64Array(spec.combine === "sum" ? 0 : cap);
+  const agree = new Float64Array(spec.combine === "sum" ? 0 : cap);
+  const elected = new Float64Array(spec.combine === "sum" ? 0 : cap);
   for (let r0 = 0; r0 < m; r0 += rowsPerBlock) {
     const r1 = Math.min(m, r0 + rowsPerBlock);
     const len = (r1 - r0) * n;
     for (let x = 0; x < count; x++) {
       const block = blocks[x]!;
+      if (spec.drop !== undefined && trims[x] === null) {
+        // DARE alone: draw the mask first and compute only the entries it keeps.
+        spec.drop.masks.fill(present[x]!.i, r0 * n, keep, len);
+        readers[x]!.readMasked(r0, r1, keep, block);
+        // PEFT divides by the keep density rather than multiplying by its reciprocal; so do we.
+        for (let j = 0; j < len; j++) if (keep[j] === 1) block[j] = block[j]! / keepDensity;
+        continue;
+      }
       readers[x]!.read(r0, r1, block);
       trims[x]?.apply(block, len);
       if (spec.drop !== undefined) {
         spec.drop.masks.fill(present[x]!.i, r0 * n, keep, len);
-        // PEFT divides by the keep density rather than multiplying by its reciprocal; so do we.
         for (let j = 0; j < len; j++) block[j] = keep[j] === 1 ? block[j]! / keepDensity : 0;
       }
     }
     const out = r0 * n;
+    // Expert-outer loops over flat blocks keep every inner loop simple and monomorphic.
+    total.fill(0, 0, len);
+    for (let x = 0; x < count; x++) {
+      const block = blocks[x]!;
+      const wx = w[x]!;
+      if (frequency) for (let j = 0; j < len; j++) total[j]! += Math.sign(wx * block[j]!);
+      else for (let j = 0; j < len; j++) total[j]! += wx * block[j]!;
+    }
     if (spec.combine === "sum") {
+      for (let j = 0; j < len; j++) delta[out + j] = scale * total[j]!;
+      continue;
+    }
+    // Elected sign: + when the total is ≥ 0 (PEFT: torch.where(sum >= 0, 1, -1)).
+    for (let j = 0; j < len; j++) elected[j] = total[j]! >= 0 ? 1 : -1;
+    acc.fill(0, 0, len);
+    agree.fill(0, 0, len);
+    for (let x = 0; x < count; x++) {
+      const block = blocks[x]!;
+      const wx = w[x]!;
       for (let j = 0; j < len; j++) {
-        let s = 0;
-        for (let x = 0; x < count; x++) s += w[x]! * blocks[x]![j]!;
-        delta[out + j] = scale * s;
+        const v = wx * block[j]!;
+        // Branch-free (signs are unpredictable): v agrees iff it is non-zero with the elected sign.
+        const agrees = +(v * elected[j]! > 0);
+        acc[j]! += v * agrees;
+        agree[j]! += agrees;
       }
-    } else {
-      for (let j = 0; j < len; j++) {
-        let total = 0;
-        for (let x = 0; x < count; x++) {
-          const v = w[x]! * blocks[x]![j]!;
-          total += frequency ? Math.sign(v) : v;
-        }
-        const elected = total >= 0 ? 1 : -1;
-        let acc = 0;
-        let agree = 0;
-        for (let x = 0; x < count; x++) {
-          const v = w[x]! * blocks[x]![j]!;
-          if (v !== 0 && Math.sign(v) === elected) {
-            acc += v;
-            agree++;
-          }
-        }
-        delta[out + j] = agree === 0 ? 0 : (scale * acc) / agree;
-      }
+    }
+    for (let j = 0; j < len; j++) {
+      const c = agree[j]!;
+      delta[out + j] = c === 0 ? 0 : (scale * acc[j]!) / c;
     }
   }
   return { kind: "dense", delta, outFeatures: m, inFeatures: n };

@@ -118,6 +118,28 @@ export function f16ToF32(x: Uint16Array): Float32Array {
   return out;
 }
 
+/**
+ * Widens `n` 16-bit values stored in the upper half of `buffer` (bytes [2n, 4n)) into `n`
+ * Float32 values over the whole buffer, in place. A forward pass is safe: writing element i
+ * touches bytes [4i, 4i+4), which never reach input elements j > i at [2n+2j, 2n+2j+2).
+ * Lets a reader decode a 16-bit tensor with one allocation instead of two.
+ */
+export function widenHalfInPlace(
+  buffer: ArrayBuffer,
+  n: number,
+  dtype: "F16" | "BF16",
+): Float32Array {
+  const input = new Uint16Array(buffer, 2 * n, n);
+  const out = new Uint32Array(buffer, 0, n);
+  if (dtype === "BF16") {
+    for (let i = 0; i < n; i++) out[i] = input[i]! << 16;
+  } else {
+    const table = f16ToF32Table();
+    for (let i = 0; i < n; i++) out[i] = table[input[i]!]!;
+  }
+  return new Float32Array(buffer, 0, n);
+}
+
 /** A typed-array view of `bytes` when aligned, else a view of an aligned copy. */
 function alignedView<T>(
   bytes: Uint8Array,

@@ -143,6 +143,15 @@ describe("SafetensorsFile rejects malformed files with a SafetensorsError naming
     });
   });
 
+  it("a directory instead of a file", async () => {
+    await withTempDir(async (dir) => {
+      await expect(SafetensorsFile.open(dir)).rejects.toMatchObject({
+        name: "SafetensorsError",
+        file: dir,
+      });
+    });
+  });
+
   it("a file truncated after open reports the tensor being read", async () => {
     await withTempDir(async (dir) => {
       const path = join(dir, "t.safetensors");

@@ -8,6 +8,8 @@ import {
   SafetensorsError,
   SafetensorsFile,
   type TensorToWrite,
+  bf16ToF32,
+  f16ToF32,
   writeSafetensors,
   writeShardedSafetensors,
 } from "../src/index.js";
@@ -47,6 +49,28 @@ describe("writeSafetensors", () => {
           expect(file.tensors.get(t.name)).toMatchObject({ dtype: t.dtype, shape: t.shape });
           expect(await file.readBytes(t.name)).toEqual(t.data);
         }
+      } finally {
+        await file.close();
+      }
+    });
+  });
+
+  it("keeps a tensor or metadata key named __proto__ as plain data", async () => {
+    await withTempDir(async (dir) => {
+      const path = join(dir, "proto.safetensors");
+      const metadata = JSON.parse('{"__proto__": "x"}') as Record<string, string>;
+      await writeSafetensors(
+        path,
+        [{ name: "__proto__", dtype: "U8", shape: [2], data: new Uint8Array([7, 9]) }],
+        {
+          metadata,
+        },
+      );
+      const file = await SafetensorsFile.open(path);
+      try {
+        expect([...file.tensors.keys()]).toEqual(["__proto__"]);
+        expect(Array.from(await file.readBytes("__proto__"))).toEqual([7, 9]);
+        expect(Object.entries(file.metadata ?? {})).toEqual([["__proto__", "x"]]);
       } finally {
         await file.close();
       }
@@ -144,6 +168,38 @@ describe("writeSafetensors", () => {
         });
       }
       expect(await readdir(dir)).toEqual([]);
+    });
+  });
+});
+
+describe("readF32 on written files", () => {
+  it("decodes F16/BF16 (in place) and F64 exactly like the array converters", async () => {
+    await withTempDir(async (dir) => {
+      const rand = seededRandom(42);
+      const halves = Uint16Array.from({ length: 10_001 }, () => Math.floor(rand() * 65536));
+      const f64 = Float64Array.from({ length: 999 }, () => (rand() - 0.5) * 1e6);
+      const path = join(dir, "f.safetensors");
+      const raw = (a: ArrayBufferView) => new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
+      await writeSafetensors(path, [
+        { name: "h", dtype: "F16", shape: [10_001], data: raw(halves) },
+        { name: "b", dtype: "BF16", shape: [10_001], data: raw(halves) },
+        { name: "d", dtype: "F64", shape: [999], data: raw(f64) },
+      ]);
+      const file = await SafetensorsFile.open(path);
+      try {
+        const bits = (x: Float32Array) =>
+          Array.from(new Uint32Array(x.buffer, x.byteOffset, x.length));
+        expect(bits(await file.readF32("h"))).toEqual(bits(f16ToF32(halves)));
+        expect(bits(await file.readF32("b"))).toEqual(bits(bf16ToF32(halves)));
+        expect(Array.from(await file.readF32("d"))).toEqual(Array.from(f64, Math.fround));
+        const target = new Uint8Array(30_000);
+        expect(await file.readInto("h", target)).toEqual(raw(halves));
+        await expect(file.readInto("h", new Uint8Array(10))).rejects.toBeInstanceOf(
+          SafetensorsError,
+        );
+      } finally {
+        await file.close();
+      }
     });
   });
 });

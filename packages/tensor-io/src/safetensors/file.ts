@@ -7,40 +7,16 @@ import { type FileHandle, open } from "node:fs/promises";
 import { resolve } from "node:path";
 import { isFloatDType } from "../dtypes.js";
 import { SafetensorsError } from "../errors.js";
-import { decodeOwnedToF32 } from "../float16.js";
+import { decodeOwnedToF32, widenHalfInPlace } from "../float16.js";
 import { parseHeaderJson, parseHeaderLength } from "./header.js";
 import type { TensorInfo } from "./types.js";
 
 /**
- * Reads are split into chunks with a few in flight: one huge read(2) is served strictly in
- * sequence, while a small queue of chunk reads lets the kernel and libuv's thread pool overlap
- * disk readahead with copying (measured in bench/; also keeps each read under Node's 2 GiB cap).
+ * Reads go in sequential 16 MB chunks: on a cold page cache this kept closer to a plain
+ * sequential read than one huge read(2) or several chunks in flight (bench/ and docs/benchmarks.md),
+ * and it stays far below Node's 2 GiB cap on a single read.
  */
-const READ_CHUNK = Number(process.env.TENSOR_IO_READ_CHUNK ?? 8 << 20);
-const READS_IN_FLIGHT = Number(process.env.TENSOR_IO_READS_IN_FLIGHT ?? 4);
-
-async function readChunk(
-  handle: FileHandle,
-  target: Uint8Array,
-  start: number,
-  end: number,
-  position: number,
-  file: string,
-  tensor: string | undefined,
-): Promise<void> {
-  let done = start;
-  while (done < end) {
-    const { bytesRead } = await handle.read(target, done, end - done, position + done);
-    if (bytesRead === 0) {
-      throw new SafetensorsError(
-        `unexpected end of file at byte ${position + done} (needed ${target.byteLength - done} more bytes; file truncated or changed while open?)`,
-        file,
-        tensor,
-      );
-    }
-    done += bytesRead;
-  }
-}
+const READ_CHUNK = 16 << 20;
 
 /** Fills `target` from `position` on, looping over short reads; throws if the file ends early. */
 export async function readFully(
@@ -50,16 +26,27 @@ export async function readFully(
   file: string,
   tensor?: string,
 ): Promise<void> {
-  let next = 0;
-  const worker = async () => {
-    while (next < target.byteLength) {
-      const start = next;
-      next = Math.min(target.byteLength, start + READ_CHUNK);
-      await readChunk(handle, target, start, next, position, file, tensor);
+  let done = 0;
+  while (done < target.byteLength) {
+    const length = Math.min(READ_CHUNK, target.byteLength - done);
+    let bytesRead: number;
+    try {
+      ({ bytesRead } = await handle.read(target, done, length, position + done));
+    } catch (cause) {
+      const code = (cause as NodeJS.ErrnoException).code ?? (cause as Error).message;
+      throw new SafetensorsError(`read failed at byte ${position + done}: ${code}`, file, tensor, {
+        cause,
+      });
     }
-  };
-  const workers = Math.max(1, Math.min(READS_IN_FLIGHT, Math.ceil(target.byteLength / READ_CHUNK)));
-  await Promise.all(Array.from({ length: workers }, worker));
+    if (bytesRead === 0) {
+      throw new SafetensorsError(
+        `unexpected end of file at byte ${position + done} (needed ${target.byteLength - done} more bytes; file truncated or changed while open?)`,
+        file,
+        tensor,
+      );
+    }
+    done += bytesRead;
+  }
 }
 
 export class SafetensorsFile {
@@ -95,7 +82,9 @@ export class SafetensorsFile {
       );
     }
     try {
-      const { size } = await handle.stat();
+      const stats = await handle.stat();
+      if (!stats.isFile()) throw new SafetensorsError("not a regular file", file);
+      const { size } = stats;
       const prefix = new Uint8Array(8);
       if (size >= 8) await readFully(handle, prefix, 0, file);
       const headerLength = parseHeaderLength(prefix, size, file);
@@ -156,6 +145,14 @@ export class SafetensorsFile {
         this.path,
         name,
       );
+    }
+    if (info.dtype === "F16" || info.dtype === "BF16") {
+      // Read the raw halves into the top of the output buffer and widen in place: one
+      // allocation of the Float32 size instead of raw bytes plus output.
+      const n = info.byteLength / 2;
+      const buffer = new ArrayBuffer(4 * n);
+      await this.readInto(name, new Uint8Array(buffer, 2 * n, 2 * n));
+      return widenHalfInPlace(buffer, n, info.dtype);
     }
     return decodeOwnedToF32(await this.readBytes(name), info.dtype);
   }

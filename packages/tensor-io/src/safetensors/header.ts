@@ -125,17 +125,17 @@ function parseMetadata(entry: unknown, file: string): Record<string, string> {
       file,
     );
   }
-  const out: Record<string, string> = {};
-  for (const [k, v] of Object.entries(entry as Record<string, unknown>)) {
+  const entries = Object.entries(entry as Record<string, unknown>);
+  for (const [k, v] of entries) {
     if (typeof v !== "string") {
       throw new SafetensorsError(
         `__metadata__[${JSON.stringify(k)}] must be a string, got ${describe(v)}`,
         file,
       );
     }
-    out[k] = v;
   }
-  return out;
+  // fromEntries defines own properties, so even a "__proto__" key stays data.
+  return Object.fromEntries(entries) as Record<string, string>;
 }
 
 function parseTensorEntry(

@@ -54,7 +54,8 @@ export function encodeHeader(
   metadata: Record<string, string> | undefined,
   file: string,
 ): Uint8Array {
-  const header: Record<string, unknown> = {};
+  // Null prototype: a tensor named "__proto__" must become a plain key, not a prototype.
+  const header: Record<string, unknown> = Object.create(null);
   if (metadata !== undefined) {
     for (const [k, v] of Object.entries(metadata)) {
       if (typeof v !== "string") {
