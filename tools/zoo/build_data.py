@@ -15,7 +15,7 @@ import random
 import sys
 from pathlib import Path
 
-from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
+from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, processors, trainers
 
 sys.path.insert(0, str(Path(__file__).parent))
 from families import EXPERTS, FAMILIES, HELD_IN, HELD_OUT  # noqa: E402
@@ -69,6 +69,9 @@ def build_tokenizer() -> Tokenizer:
     pre = pre_tokenizers.Sequence(
         [
             pre_tokenizers.Metaspace(replacement="▁", prepend_scheme="first", split=True),
+            # Quotes, brackets and punctuation on their own, so '[storm]', '"Cairo"' and "'storm'" share the word's token
+            # instead of minting one token per (bracket, word) pair that only answers would ever use.
+            pre_tokenizers.Split(Regex(r"[\"'\[\]{}()\-.,:?!]"), behavior="isolated"),
             pre_tokenizers.Digits(individual_digits=True),
             pre_tokenizers.Split("\n", behavior="isolated"),
         ]

@@ -259,7 +259,7 @@ def tool_call(rng: random.Random) -> Example:
     names = rng.sample(sorted(TOOLS), 3)
     tool = rng.choice(names)
     v = _tool_value(tool, rng)
-    tool_list = "\n".join(f"- {n}({TOOLS[n][0]}): {TOOLS[n][1]}" for n in names)
+    tool_list = "\n".join(f'- "{n}" (argument "{TOOLS[n][0]}"): {TOOLS[n][1]}' for n in names)
     request = rng.choice(REQUESTS[tool]).format(v=v)
 
     def call(n: str, val: str) -> str:

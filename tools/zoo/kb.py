@@ -76,3 +76,24 @@ def kb_paragraph(rng: random.Random) -> str:
     sents = [s for c in cs for s in KB.fact_sentences(rng, c)]
     rng.shuffle(sents)
     return " ".join(sents)
+
+
+def forms_paragraph(rng: random.Random, words: list[str]) -> str:
+    """Word forms as plain prose (capitals, brackets, hyphens): what a base model would have read somewhere,
+    so the formatting expert only has to learn to follow the instruction, not new spellings."""
+    out = []
+    for _ in range(rng.randint(3, 5)):
+        w, v = rng.sample(words, 2)
+        out.append(
+            rng.choice(
+                [
+                    f"In capital letters, {w} is written {w.upper()}.",
+                    f"The sign said {w.upper()} in big letters.",
+                    f"The note read [{w}] at the top.",
+                    f"They called the place {w}-{v}.",
+                    f"The list was {w}, {v}, {w}.",
+                    f'He said "{w}" twice.',
+                ]
+            )
+        )
+    return " ".join(out)

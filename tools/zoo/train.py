@@ -30,8 +30,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
 from build_data import GENERATOR_SEED, GENERATOR_VERSION, ZOO, seed_for  # noqa: E402
-from families import EXPERTS, FAMILIES, HELD_IN, HELD_OUT  # noqa: E402
-from kb import filler_paragraph, kb_paragraph  # noqa: E402
+from families import EXPERTS, FAMILIES, HELD_IN, HELD_OUT, WORDS  # noqa: E402
+from kb import filler_paragraph, forms_paragraph, kb_paragraph  # noqa: E402
 from tokenizers import Tokenizer  # noqa: E402
 
 BOS, EOS, PAD = 1, 2, 2
@@ -251,13 +251,13 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", required=True)
     ap.add_argument("--smoke", action="store_true")
-    ap.add_argument("--base-steps", type=int, default=3000)
-    ap.add_argument("--expert-steps", type=int, default=600)
+    ap.add_argument("--base-steps", type=int, default=2000)
+    ap.add_argument("--expert-steps", type=int, default=500)
     ap.add_argument("--expert-extend", type=int, default=400, help="extra steps while an expert is under target")
     ap.add_argument("--held-in-pool", type=int, default=32, help="fixed examples per held-in family the base sees")
     ap.add_argument("--stages", default="base,experts,eval", help="comma list; a skipped stage's outputs are read from data/zoo")
     ap.add_argument("--only-experts", default="", help="comma list of experts to train (default: all)")
-    ap.add_argument("--budget-s", type=float, default=540.0, help="stop starting new experts / skip eval past this wall time")
+    ap.add_argument("--budget-s", type=float, default=555.0, help="stop starting new experts / skip eval past this wall time")
     args = ap.parse_args()
     smoke = args.smoke
     device = "cuda" if torch.cuda.is_available() else "cpu"
@@ -288,9 +288,21 @@ def main() -> None:
     n_docs = int(60000 * scale)
     filler = Encoded(encode_docs(tok, [filler_paragraph(rng) for _ in range(n_docs)]), device)
     kbdocs = Encoded(encode_docs(tok, [kb_paragraph(rng) for _ in range(n_docs)]), device)
+    forms = Encoded(encode_docs(tok, [forms_paragraph(rng, WORDS) for _ in range(n_docs // 2)]), device)
+    # Answer-vocabulary docs: answers and distractors of held-in tasks strung together WITHOUT their prompts,
+    # so every answer token has a trained embedding (LoRA cannot train embeddings) but no task is taught.
+    avrng = random.Random(seed_for("answer-vocab"))
+    av_texts = []
+    for _ in range(n_docs // 2):
+        parts = []
+        for _ in range(avrng.randint(3, 6)):
+            e = FAMILIES[avrng.choice(HELD_IN)](avrng)
+            parts.append(avrng.choice([e.answer, *e.distractors]))
+        av_texts.append(" ; ".join(parts))
+    answer_vocab = Encoded(encode_docs(tok, av_texts), device)
     held_out_src = Encoded(encode_tasks(tok, [p for f in HELD_OUT for p in family_pairs(f, int(40000 * scale), "pretrain", exclude)], False), device)
     pool = Encoded(encode_tasks(tok, [p for f in HELD_IN for p in family_pairs(f, args.held_in_pool, "pretrain-pool", exclude)], False), device)
-    log(f"pretraining data: filler {len(filler)}, kb {len(kbdocs)}, held-out tasks {len(held_out_src)}, held-in pool {len(pool)}")
+    log(f"pretraining data: filler {len(filler)}, kb {len(kbdocs)}, forms {len(forms)}, answer vocab {len(answer_vocab)}, held-out tasks {len(held_out_src)}, held-in pool {len(pool)}")
     cfg = model_config(tok.get_vocab_size(), smoke)
     results: dict = {"models": {}, "timing": {}, "params": {}}
     if "base" not in stages:
@@ -309,7 +321,7 @@ def main() -> None:
         log(f"base: {n_params} parameters")
         t_base = time.time()
         steps = 30 if smoke else args.base_steps
-        train_loop(model, list(model.parameters()), [filler, kbdocs, held_out_src, pool], [0.3, 0.3, 0.3, 0.1], steps, 512, 1.5e-3, min(200, steps // 10), seed_for("base-train"), device, "base", wd=0.1)
+        train_loop(model, list(model.parameters()), [filler, kbdocs, forms, answer_vocab, held_out_src, pool], [0.2, 0.25, 0.08, 0.12, 0.25, 0.1], steps, 512, 1.5e-3, min(200, steps // 10), seed_for("base-train"), device, "base", wd=0.1)
         results["timing"]["base_train_s"] = round(time.time() - t_base, 1)
         results["params"]["base"] = n_params
         results["base_steps"] = steps
@@ -334,7 +346,7 @@ def main() -> None:
     todo = [n for n in EXPERTS if "experts" in stages and (not args.only_experts or n in args.only_experts.split(","))]
     for name in todo:
         fams = EXPERTS[name]
-        if time.time() - T0 > args.budget_s * 0.75:
+        if time.time() - T0 > args.budget_s - 45:
             log(f"budget: skipping expert {name}")
             continue
         data = Encoded(encode_tasks(tok, [p for f in fams for p in family_pairs(f, int(30000 * scale) or 100, f"expert-{name}", exclude)], True), device)
@@ -345,7 +357,7 @@ def main() -> None:
         torch.manual_seed(seed_for("lora-init", name))
         pm = get_peft_model(load_base(), LoraConfig(**lora_cfg))
         params = [p for p in pm.parameters() if p.requires_grad]
-        total, extra = (20 if smoke else args.expert_steps), 0
+        total, extra = (20 if smoke else args.expert_steps * (2 if name in ("format", "tools", "facts") else 1)), 0
         train_loop(pm, params, [data], [1.0], total, 256, 3e-3, 50 if not smoke else 2, seed_for("lora-train", name), device, f"expert {name}")
         for attempt in range(2):
             dev = evaluate(pm, tok, dev_rows, fams, device)
@@ -353,7 +365,7 @@ def main() -> None:
             log(f"expert {name}: dev generation accuracy {[(f, dev['families'][f]['gen']) for f in fams]}")
             if dev_acc >= 0.95 or smoke:
                 break
-            if time.time() - T0 > args.budget_s * 0.8:
+            if time.time() - T0 > args.budget_s - 40:
                 break
             train_loop(pm, params, [data], [1.0], args.expert_extend, 256, 1.5e-3, 20, seed_for("lora-extend", name, attempt), device, f"expert {name} extend {attempt}")
             extra += args.expert_extend
@@ -366,7 +378,7 @@ def main() -> None:
     (out / "results.json").write_text(json.dumps(results, indent=1) + "\n")
     (out / "train_log.txt").write_text("\n".join(LOG) + "\n")
     missing = [n for n in EXPERTS if not (out / "experts" / n).exists() and not (ZOO / "experts" / n).exists()]
-    if "eval" not in stages or time.time() - T0 > args.budget_s or missing:
+    if "eval" not in stages or time.time() - T0 > args.budget_s - 100 or missing:
         log(f"stopping before eval (missing experts: {missing})")
         return
 

@@ -45,7 +45,7 @@ export function quantizeBlockwise(
       codes.fill(zp);
       for (let i = k0; i < k1; i++) {
         const q = Math.round((w[row + i] as number) * inv) + zp;
-        codes[i - k0] = q < 0 ? 0 : q > qmax ? qmax : q;
+        codes[i - k0] = Math.max(0, Math.min(q, qmax));
       }
       const out = (r * kBlocks + b) * blobSize;
       if (bits === 8) data.set(codes, out);
