@@ -127,7 +127,7 @@ for (const size of SIZES) {
     );
     await rm(outDir, { recursive: true, force: true });
     const label =
-      quant === "none" ? "ORT fp32" : `ORT ${quant} (MatMulNBits, block 32, acc. level 4)`;
+      quant === "none" ? "ORT fp32" : `ORT ${quant} (MatMulNBits, block 128, acc. level 4)`;
     for (const r of ort.results) {
       const p = torch?.results.find((x) => x.batch === r.batch);
       rows.push(

@@ -11,6 +11,7 @@ interface Args {
   batches: number[];
   /** Repetitions; the fastest is kept (small models are noisy). */
   reps: number;
+  allowSpinning?: boolean;
 }
 
 const args = JSON.parse(process.argv[2] as string) as Args;

@@ -15,6 +15,11 @@ export interface MistralRunnerOptions {
   executionProvider?: ExecutionProvider;
   /** Intra-op threads (default: onnxruntime's choice, all physical cores). */
   threads?: number;
+  /**
+   * Let idle intra-op threads spin (onnxruntime's default, true): lower latency on a dedicated
+   * machine; false avoids burning cores that other processes need on a shared one.
+   */
+  allowSpinning?: boolean;
   /** Called with a message when CUDA was asked for but is unavailable (default: console.warn). */
   onWarning?: (message: string) => void;
 }
@@ -103,6 +108,13 @@ export class MistralRunner {
       graphOptimizationLevel: "all",
       executionMode: "sequential",
       ...(options.threads ? { intraOpNumThreads: options.threads, interOpNumThreads: 1 } : {}),
+      ...(options.allowSpinning === false
+        ? {
+            extra: {
+              session: { intra_op: { allow_spinning: "0" }, inter_op: { allow_spinning: "0" } },
+            },
+          }
+        : {}),
     };
     const warn = options.onWarning ?? ((m: string) => console.warn(m));
     let provider: ExecutionProvider = options.executionProvider ?? "cpu";

@@ -45,6 +45,7 @@ describe("block-wise weight quantization (MatMulNBits layout)", () => {
       const folded = await buildAndOpen("mistral", { deltas });
       const quantized = await buildAndOpen("mistral", {
         weightQuant: quant,
+        quantBlockSize: 32,
         quantAccuracyLevel: 0,
         quantizeLmHead: false,
       });
