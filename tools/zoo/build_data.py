@@ -18,7 +18,7 @@ from pathlib import Path
 from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, processors, trainers
 
 sys.path.insert(0, str(Path(__file__).parent))
-from families import EXPERTS, FAMILIES, HELD_IN, HELD_OUT  # noqa: E402
+from families import EXPERTS, FAMILIES, HELD_IN, HELD_OUT, prefix_related  # noqa: E402
 from kb import filler_paragraph, kb_paragraph  # noqa: E402
 
 GENERATOR_SEED = 20261126
@@ -128,6 +128,9 @@ def rows_for(split: str, family: str, n: int) -> list[dict[str, str]]:
         if e.prompt in seen:
             continue
         seen.add(e.prompt)
+        bad = [d for d in e.distractors if prefix_related(d, e.answer)]
+        if bad:
+            raise ValueError(f"{family}: distractors {bad} are prefix-related to the answer {e.answer!r} (prompt {e.prompt!r})")
         if len(rows) % 2 == 0:
             choices = [e.answer, *e.distractors]
             rng.shuffle(choices)

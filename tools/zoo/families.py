@@ -23,12 +23,19 @@ class Example:
     distractors: tuple[str, str, str]
 
 
+def prefix_related(a: str, b: str) -> bool:
+    """True when one string starts with the other. Multiple choice sums the log-probs of a choice's tokens
+    with no end-of-text term, so a choice that is a prefix of another always scores at least as high:
+    such pairs would make a row unwinnable (or free), whatever the model knows."""
+    return a.startswith(b) or b.startswith(a)
+
+
 def _distinct(rng: random.Random, answer: str, candidates: Callable[[], str], n: int = 3) -> tuple[str, ...]:
     """Draw n distinct distractors different from the answer (candidates() proposes one at a time)."""
     out: list[str] = []
     for _ in range(200):
         c = candidates()
-        if c != answer and c not in out:
+        if not prefix_related(c, answer) and c not in out:
             out.append(c)
         if len(out) == n:
             return tuple(out)
@@ -37,7 +44,7 @@ def _distinct(rng: random.Random, answer: str, candidates: Callable[[], str], n:
 
 def _num_distractors(rng: random.Random, value: int, lo: int = 0) -> tuple[str, ...]:
     deltas = [-10, -2, -1, 1, 2, 10, 3, -3, 11, -11]
-    return _distinct(rng, str(value), lambda: str(max(lo, value + rng.choice(deltas))))
+    return _distinct(rng, str(value), lambda: str(max(lo, value + rng.choice(deltas))) if rng.random() < 0.8 else str(rng.randint(lo, 2 * value + 20)))
 
 
 def _q(rng: random.Random, templates: list[str], **kw: object) -> str:
@@ -127,8 +134,9 @@ def code_output(rng: random.Random) -> Example:
     if value in ("big", "small"):
         distractors: tuple[str, ...] = ("small" if value == "big" else "big", "none", str(a))
     elif kind == 2:
-        unit = value[:2]
-        distractors = _distinct(rng, value, lambda: rng.choice([unit * rng.randint(1, 5), unit[::-1] * 2, f"{unit} {unit}"]))
+        unit, m = value[:2], len(value) // 2
+        others = [x for x in ("ab", "hi", "ok", "xy", "no") if x != unit]
+        distractors = _distinct(rng, value, lambda: rng.choice([rng.choice(others) * m, unit[::-1] * m, " ".join([unit] * m), f"{unit} * {m}"]))
     else:
         distractors = _num_distractors(rng, int(value))
     return Example(prompt, value, distractors)  # type: ignore[arg-type]
@@ -217,7 +225,8 @@ def formatting(rng: random.Random) -> Example:
     elif kind == 1:
         k = rng.randint(2, 4)
         prompt, value = _q(rng, ["Repeat the word '{w}' {k} times, separated by commas.", "Say {w} {k} times, comma separated."], w=w, k=k), ", ".join([w] * k)
-        d = (", ".join([w] * (k + 1)), ", ".join([w] * (k - 1)) if k > 2 else w, " ".join([w] * k))
+        other = rng.choice([x for x in WORDS if x != w])
+        d = ("; ".join([w] * k), " ".join([w] * k), ", ".join([other] * k))
     elif kind == 2:
         prompt, value = _q(rng, ["Wrap the word '{w}' in square brackets.", "Put {w} inside square brackets."], w=w), f"[{w}]"
         d = (f"({w})", w, f"{{{w}}}")
@@ -296,7 +305,7 @@ def compare_numbers(rng: random.Random) -> Example:
     big = rng.random() < 0.6
     value = str(max(a, b) if big else min(a, b))
     prompt = _q(rng, ["Which is {w}: {a} or {b}?", "Pick the {w} number: {a}, {b}."], w="larger" if big else "smaller", a=a, b=b)
-    return Example(prompt, value, _distinct(rng, value, lambda: str(rng.choice([a, b, a + b, a + b + 1, a + 1, b + 1, a * 2]))))  # type: ignore[arg-type]
+    return Example(prompt, value, _distinct(rng, value, lambda: str(rng.choice([a, b, a + b, a + 1, b + 1, rng.randint(1, 199)]))))  # type: ignore[arg-type]
 
 
 def parity(rng: random.Random) -> Example:

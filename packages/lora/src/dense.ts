@@ -191,12 +191,20 @@ export class DeltaRowReader {
     out.fill(0, 0, rows * n);
     if (r === 0) return out;
     const coef = new Float64Array(panels.length * PANEL);
+    // Kept columns of the current row, compacted without branches: the keep pattern is random,
+    // so branching on it per entry would mispredict on a large fraction of entries.
+    const cols = new Int32Array(n);
     for (let i = 0; i < rows; i++) {
       const bi = (rowStart + i) * r;
       for (let k = 0; k < r; k++) coef[k] = b[bi + k]!;
       const oi = i * n;
+      let kept = 0;
       for (let j = 0; j < n; j++) {
-        if (keep[oi + j] === 0) continue;
+        cols[kept] = j;
+        kept += keep[oi + j]!;
+      }
+      for (let t = 0; t < kept; t++) {
+        const j = cols[t]!;
         let s = 0;
         for (let p = 0; p < panels.length; p++) {
           const pa = panels[p]!;

@@ -149,6 +149,8 @@ if (peft.length > 0 && !existsSync(python)) {
   }
 }
 
+const formatRatio = (r: number) =>
+  r >= 10 ? r.toFixed(0) : r >= 0.1 ? r.toFixed(1) : r.toPrecision(2);
 const find = (side: string, s: string) => rows.find((r) => r.side === side && r.strategy === s);
 const COMPARE: Array<[string, string, string]> = [
   ["cat", "cat", "same definition"],
@@ -166,7 +168,7 @@ for (const [a, b, note] of COMPARE) {
   const x = find("ours", a);
   const y = find("peft", b);
   if (x && y)
-    console.log(`| ${a} | ${b} | ${(y.mergeSeconds / x.mergeSeconds).toFixed(1)}× | ${note} |`);
+    console.log(`| ${a} | ${b} | ${formatRatio(y.mergeSeconds / x.mergeSeconds)}× | ${note} |`);
 }
 const worst = Math.max(...rows.filter((r) => r.side === "ours").map((r) => r.maxRssMB));
 console.log(`\nlargest peak RSS of our strategies: ${worst.toFixed(0)} MB (target ≤ 2048 MB)`);

@@ -1,6 +1,6 @@
 import { DeltaRowReader } from "@merge/lora";
 import type { DropMaskSource } from "./drop-mask.js";
-import { blockRows, TopKMask, topKSelection } from "./select.js";
+import { blockRows, topKBits, unpackBits } from "./select.js";
 import type { MergeResult, ModuleMergeInput } from "./types.js";
 
 /** An elementwise merge over dense deltas: per-expert sparsification, then a combination. */
@@ -22,7 +22,8 @@ export interface ElementwiseSpec {
 /**
  * Runs an elementwise merge in row blocks: each block of every expert's ΔW is recomputed from
  * its factors, so the peak is the output plus one block per expert (and, with trimming, one
- * expert's |ΔW| while its threshold is selected).
+ * expert's ΔW and |ΔW| while its top-k bitset is selected, plus numel/8 bytes per expert).
+ * Where trimming or DARE drop entries, only the kept entries are computed.
  */
 export function mergeElementwise(input: ModuleMergeInput, spec: ElementwiseSpec): MergeResult {
   const { outFeatures: m, inFeatures: n, experts } = input;
@@ -32,15 +33,19 @@ export function mergeElementwise(input: ModuleMergeInput, spec: ElementwiseSpec)
     .filter((x): x is { e: NonNullable<typeof x.e>; i: number } => x.e !== null && x.e.rank > 0);
   if (present.length === 0 || m === 0 || n === 0)
     return { kind: "dense", delta, outFeatures: m, inFeatures: n };
+  // Pass 1 (trimming only): each expert's kept entries as a bitset, one expert at a time.
   const trims = present.map(({ e }) =>
-    spec.trimDensity === undefined ? null : new TopKMask(topKSelection(e, spec.trimDensity)),
+    spec.trimDensity === undefined ? null : topKBits(e, spec.trimDensity),
   );
   const readers = present.map(({ e }) => new DeltaRowReader(e));
   const w = present.map(({ i }) => spec.weights[i]!);
   const rowsPerBlock = blockRows(n);
   const cap = rowsPerBlock * n;
   const blocks = present.map(() => new Float32Array(cap));
-  const keep = new Uint8Array(spec.drop === undefined ? 0 : cap);
+  const keep = new Uint8Array(spec.drop === undefined && spec.trimDensity === undefined ? 0 : cap);
+  const dropKeep = new Uint8Array(
+    spec.drop !== undefined && spec.trimDensity !== undefined ? cap : 0,
+  );
   const keepDensity = spec.drop === undefined ? 1 : 1 - spec.drop.p;
   const scale = spec.outputScale;
   const frequency = spec.majoritySign === "frequency";
@@ -54,19 +59,24 @@ export function mergeElementwise(input: ModuleMergeInput, spec: ElementwiseSpec)
     const len = (r1 - r0) * n;
     for (let x = 0; x < count; x++) {
       const block = blocks[x]!;
-      if (spec.drop !== undefined && trims[x] === null) {
-        // DARE alone: draw the mask first and compute only the entries it keeps.
-        spec.drop.masks.fill(present[x]!.i, r0 * n, keep, len);
-        readers[x]!.readMasked(r0, r1, keep, block);
-        // PEFT divides by the keep density rather than multiplying by its reciprocal; so do we.
-        for (let j = 0; j < len; j++) if (keep[j] === 1) block[j] = block[j]! / keepDensity;
+      const trim = trims[x] ?? null;
+      if (trim === null && spec.drop === undefined) {
+        readers[x]!.read(r0, r1, block);
         continue;
       }
-      readers[x]!.read(r0, r1, block);
-      trims[x]?.apply(block, len);
+      // Masked: compute only the entries trimming and/or DARE keep (most of them are dropped).
+      if (trim !== null) unpackBits(trim, r0 * n, len, keep);
       if (spec.drop !== undefined) {
-        spec.drop.masks.fill(present[x]!.i, r0 * n, keep, len);
-        for (let j = 0; j < len; j++) block[j] = keep[j] === 1 ? block[j]! / keepDensity : 0;
+        if (trim === null) spec.drop.masks.fill(present[x]!.i, r0 * n, keep, len);
+        else {
+          spec.drop.masks.fill(present[x]!.i, r0 * n, dropKeep, len);
+          for (let j = 0; j < len; j++) keep[j]! &= dropKeep[j]!;
+        }
+      }
+      readers[x]!.readMasked(r0, r1, keep, block);
+      if (spec.drop !== undefined) {
+        // PEFT divides by the keep density rather than multiplying by its reciprocal; so do we.
+        for (let j = 0; j < len; j++) if (keep[j] === 1) block[j] = block[j]! / keepDensity;
       }
     }
     const out = r0 * n;

@@ -1,30 +1,53 @@
 import { DeltaRowReader, type LoraModule, rowBlockSize } from "@merge/lora";
 
 /**
- * Which entries of one expert's ΔW survive magnitude trimming to `density`: exactly
- * k = ⌊density · numel⌋ entries (as PEFT's `torch.topk`), those with |x| > threshold plus the
- * first `tieQuota` entries with |x| = threshold in row-major order.
+ * Which entries of one expert's ΔW survive magnitude trimming to `density`, as a bitset over
+ * its row-major entries (bit i of word i >> 5), or null when everything is kept. Exactly
+ * k = ⌊density · numel⌋ entries are kept, as with PEFT's `torch.topk`: those with |x| above the
+ * k-th largest magnitude t, then the first entries with |x| = t in row-major order. The bitset
+ * (numel/8 bytes) lets the merge pass compute only the kept entries.
  */
-export interface TopKSelection {
-  threshold: number;
-  tieQuota: number;
-  keepAll: boolean;
-}
-
-export function topKSelection(expert: LoraModule, density: number): TopKSelection {
-  if (density >= 1) return { threshold: 0, tieQuota: 0, keepAll: true };
+export function topKBits(expert: LoraModule, density: number): Uint32Array | null {
+  if (density >= 1) return null;
   const m = expert.outFeatures;
   const n = expert.inFeatures;
   const total = m * n;
+  const bits = new Uint32Array(Math.ceil(total / 32));
   const k = Math.floor(density * total);
-  if (k <= 0) return { threshold: Number.POSITIVE_INFINITY, tieQuota: 0, keepAll: false };
-  // One expert's |ΔW| at a time: the peak is one out×in Float32 matrix, not one per expert.
-  const abs = new DeltaRowReader(expert).read(0, m);
-  for (let i = 0; i < total; i++) abs[i] = Math.abs(abs[i]!);
+  if (k <= 0) return bits;
+  // One expert's ΔW and a scratch copy of |ΔW| at a time: the peak is two out×in Float32
+  // matrices, whatever the number of experts.
+  const values = new DeltaRowReader(expert).read(0, m);
+  const abs = new Float32Array(total);
+  for (let i = 0; i < total; i++) abs[i] = Math.abs(values[i]!);
   const threshold = kthLargest(abs, k);
+  // Branch-free counting and bit setting: which entries pass is unpredictable.
   let greater = 0;
-  for (let i = 0; i < total; i++) if (abs[i]! > threshold) greater++;
-  return { threshold, tieQuota: k - greater, keepAll: false };
+  for (let i = 0; i < total; i++) greater += +(Math.abs(values[i]!) > threshold);
+  let ties = k - greater;
+  for (let i = 0; i < total; i++) {
+    const a = Math.abs(values[i]!);
+    let bit = +(a > threshold);
+    if (a === threshold && ties > 0) {
+      bit = 1;
+      ties--;
+    }
+    bits[i >>> 5]! |= bit << (i & 31);
+  }
+  return bits;
+}
+
+/** Writes bits [offset, offset + count) of a bitset as 0/1 bytes into `out`. */
+export function unpackBits(
+  bits: Uint32Array,
+  offset: number,
+  count: number,
+  out: Uint8Array,
+): void {
+  for (let i = 0; i < count; i++) {
+    const b = offset + i;
+    out[i] = (bits[b >>> 5]! >>> (b & 31)) & 1;
+  }
 }
 
 /** k-th largest value (1-based) of `a`, reordering `a` in place: quickselect with 3-way partition. */
@@ -64,27 +87,6 @@ export function kthLargest(a: Float32Array | Float64Array, k: number): number {
 
 function median3(x: number, y: number, z: number): number {
   return Math.max(Math.min(x, y), Math.min(Math.max(x, y), z));
-}
-
-/** Applies a TopKSelection to consecutive blocks of one expert (blocks must come in order). */
-export class TopKMask {
-  private quota: number;
-  constructor(private readonly sel: TopKSelection) {
-    this.quota = sel.tieQuota;
-  }
-  apply(values: Float32Array, count: number): void {
-    if (this.sel.keepAll) return;
-    const t = this.sel.threshold;
-    for (let i = 0; i < count; i++) {
-      const a = Math.abs(values[i]!);
-      if (a > t) continue;
-      if (a === t && this.quota > 0) {
-        this.quota--;
-        continue;
-      }
-      values[i] = 0;
-    }
-  }
 }
 
 /** Default rows per block for elementwise work: ≈1 M values per expert block. */

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { Rng } from "@merge/lora";
-import { kthLargest, TopKMask, topKSelection } from "../src/select.js";
+import { kthLargest, topKBits, unpackBits } from "../src/select.js";
 import { randomExpert } from "./helpers.js";
 
 describe("kthLargest", () => {
@@ -17,7 +17,13 @@ describe("kthLargest", () => {
   });
 });
 
-describe("topKSelection", () => {
+function keepMask(bits: Uint32Array | null, count: number): Uint8Array {
+  const out = new Uint8Array(count).fill(1);
+  if (bits !== null) unpackBits(bits, 0, count, out);
+  return out;
+}
+
+describe("topKBits", () => {
   it("keeps exactly ⌊density·numel⌋ entries, ties broken in row-major order", () => {
     // Rank-1 ΔW = b·aᵀ with repeated magnitudes, so the threshold falls inside a tie.
     const e = {
@@ -28,22 +34,25 @@ describe("topKSelection", () => {
       outFeatures: 4,
       scale: 1,
     };
-    const sel = topKSelection(e, 0.5); // 12 of 24: the 8 entries of magnitude 2 and 4 of the 16 ones
+    const keep = keepMask(topKBits(e, 0.5), 24); // 12 of 24: the 8 entries of magnitude 2 and 4 of the 16 ones
     const block = new Float32Array([
       1, -1, 2, 2, 1, -1, -1, 1, -2, -2, -1, 1, 1, -1, 2, 2, 1, -1, 1, -1, 2, 2, 1, -1,
     ]);
-    new TopKMask(sel).apply(block, block.length);
+    block.forEach((_, i) => {
+      if (keep[i] === 0) block[i] = 0;
+    });
     expect(block.filter((x) => x !== 0).length).toBe(12);
     // The four ones kept are the first ones in row-major order: all of row 0.
     expect(Array.from(block.subarray(0, 12))).toEqual([1, -1, 2, 2, 1, -1, 0, 0, -2, -2, 0, 0]);
   });
   it("density 0 keeps nothing and density 1 keeps everything", () => {
     const e = randomExpert(new Rng(1), 5, 7, 2);
-    const block = new Float32Array(35).fill(3);
-    new TopKMask(topKSelection(e, 0)).apply(block, 35);
-    expect(block.every((x) => x === 0)).toBe(true);
-    block.fill(3);
-    new TopKMask(topKSelection(e, 1)).apply(block, 35);
-    expect(block.every((x) => x === 3)).toBe(true);
+    expect(keepMask(topKBits(e, 0), 35).every((x) => x === 0)).toBe(true);
+    expect(topKBits(e, 1)).toBeNull();
+    // Bitsets spanning several 32-bit words keep exactly ⌊density·numel⌋ entries.
+    const big = randomExpert(new Rng(2), 13, 11, 3);
+    expect(keepMask(topKBits(big, 0.37), 143).reduce((s, x) => s + x, 0)).toBe(
+      Math.floor(0.37 * 143),
+    );
   });
 });
