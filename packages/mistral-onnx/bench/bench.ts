@@ -59,7 +59,7 @@ if (!hasPython) console.error(`no Python at ${PYTHON}: the PyTorch column is ski
 const bw = copyBandwidth();
 console.log(`# @merge/mistral-onnx benchmark — ${new Date().toISOString()}`);
 console.log(
-  `machine: ${cpus()[0]?.model ?? "?"}, ${availableParallelism()} cores, ${(totalmem() / 2 ** 30).toFixed(0)} GiB; threads ${THREADS}; copy bandwidth ${(bw / 1e9).toFixed(1)} GB/s (1 thread)`,
+  `machine: ${cpus()[0]?.model ?? "?"}, ${availableParallelism()} cores, ${(totalmem() / 2 ** 30).toFixed(0)} GiB; threads ${THREADS}; copy bandwidth ${(bw / 1e9).toFixed(1)} GB/s (1 thread); load average at start ${loadavg()[0]?.toFixed(1)}`,
 );
 
 const QUANTS = (process.env.BENCH_QUANT ?? "none,int8,int4").split(",") as Array<
