@@ -38,6 +38,7 @@ def unpack(device_dir: Path) -> None:
                 shutil.copy2(d / name, dest / name)
             cfg = json.loads((dest / "adapter_config.json").read_text())
             cfg["base_model_name_or_path"] = "data/zoo/base"  # was the device's temp folder
+            cfg["target_modules"] = sorted(cfg["target_modules"])  # PEFT writes a set: fix the order
             atomic_write(dest / "adapter_config.json", json.dumps(cfg, indent=2, sort_keys=True) + "\n")
     for name in ("results.json", "train_log.txt"):
         if (tmp / name).exists():

@@ -27,16 +27,18 @@ export interface ElementwiseSpec {
  */
 export function mergeElementwise(input: ModuleMergeInput, spec: ElementwiseSpec): MergeResult {
   const { outFeatures: m, inFeatures: n, experts } = input;
-  const delta = new Float32Array(m * n);
   const present = experts
     .map((e, i) => ({ e, i }))
     .filter((x): x is { e: NonNullable<typeof x.e>; i: number } => x.e !== null && x.e.rank > 0);
-  if (present.length === 0 || m === 0 || n === 0)
-    return { kind: "dense", delta, outFeatures: m, inFeatures: n };
+  if (present.length === 0 || m === 0 || n === 0) {
+    return { kind: "dense", delta: new Float32Array(m * n), outFeatures: m, inFeatures: n };
+  }
   // Pass 1 (trimming only): each expert's kept entries as a bitset, one expert at a time.
   const trims = present.map(({ e }) =>
     spec.trimDensity === undefined ? null : topKBits(e, spec.trimDensity),
   );
+  // Allocated after pass 1 so the output and an expert's full ΔW never coexist.
+  const delta = new Float32Array(m * n);
   const readers = present.map(({ e }) => new DeltaRowReader(e));
   const w = present.map(({ i }) => spec.weights[i]!);
   const rowsPerBlock = blockRows(n);

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { Rng } from "@merge/lora";
-import { kthLargest, topKBits, unpackBits } from "../src/select.js";
+import { kthLargest, radixSelectAbs, topKBits, unpackBits } from "../src/select.js";
 import { randomExpert } from "./helpers.js";
 
 describe("kthLargest", () => {
@@ -22,6 +22,27 @@ function keepMask(bits: Uint32Array | null, count: number): Uint8Array {
   if (bits !== null) unpackBits(bits, 0, count, out);
   return out;
 }
+
+describe("radixSelectAbs", () => {
+  const rng = new Rng(8);
+  it("finds the k-th largest magnitude and the tie quota, as sorting does", () => {
+    for (const dup of [false, true]) {
+      const values = Float32Array.from({ length: 3001 }, () =>
+        dup
+          ? Math.floor(rng.nextFloat() * 9) - 4
+          : (rng.nextFloat() - 0.5) * 10 ** (rng.nextFloat() * 8 - 4),
+      );
+      values[5] = -0;
+      const mags = Array.from(values, Math.abs).sort((a, b) => b - a);
+      for (const k of [1, 2, 100, 1500, 3000, 3001]) {
+        const { key, ties } = radixSelectAbs(new Uint32Array(values.slice().buffer), k);
+        const t = new Float32Array(new Uint32Array([key]).buffer)[0]!;
+        expect(t).toBe(mags[k - 1]);
+        expect(ties).toBe(k - mags.filter((x) => x > t).length);
+      }
+    }
+  });
+});
 
 describe("topKBits", () => {
   it("keeps exactly ⌊density·numel⌋ entries, ties broken in row-major order", () => {
