@@ -28,6 +28,8 @@ export interface SubmitConfig {
     generationBatchSize: number;
     maxNewTokens: number;
     choiceScore: "sum" | "mean";
+    /** How a choice is tokenized for scoring (see @merge/mistral-onnx `ChoiceTokenization`). */
+    choiceTokenization: "separate" | "joined";
     stop?: string[];
     /** Where built ONNX models are cached (default: <out dir>/cache). */
     cacheDir?: string;
@@ -52,6 +54,7 @@ export const DEFAULT_CONFIG: SubmitConfig = {
     generationBatchSize: 8,
     maxNewTokens: 64,
     choiceScore: "sum",
+    choiceTokenization: "separate",
   },
   hub: {},
   seed: 0,
@@ -181,6 +184,7 @@ export function parseConfig(raw: unknown, file: string): SubmitConfig {
     "generationBatchSize",
     "maxNewTokens",
     "choiceScore",
+    "choiceTokenization",
     "stop",
     "cacheDir",
   ]);
@@ -214,6 +218,11 @@ export function parseConfig(raw: unknown, file: string): SubmitConfig {
       generationBatchSize: r.integer("generationBatchSize", dr.generationBatchSize, 1),
       maxNewTokens: r.integer("maxNewTokens", dr.maxNewTokens, 1),
       choiceScore: r.oneOf("choiceScore", ["sum", "mean"] as const, dr.choiceScore),
+      choiceTokenization: r.oneOf(
+        "choiceTokenization",
+        ["separate", "joined"] as const,
+        dr.choiceTokenization,
+      ),
       ...(stop !== undefined ? { stop } : {}),
       ...(cacheDir !== undefined ? { cacheDir } : {}),
     },

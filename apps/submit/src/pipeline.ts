@@ -314,6 +314,7 @@ export async function runSubmit(opts: SubmitOptions): Promise<SubmitOutcome> {
         onnxPath,
         modelDir: baseSource.dir,
         executionProvider: config.runtime.executionProvider,
+        choiceTokenization: config.runtime.choiceTokenization,
         ...(config.runtime.threads !== undefined ? { threads: config.runtime.threads } : {}),
       }),
     );

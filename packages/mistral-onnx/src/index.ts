@@ -20,5 +20,9 @@ export {
   MistralRunner,
   type MistralRunnerOptions,
 } from "./runner.js";
-export { continuationTokens } from "./scoring.js";
+export {
+  type ChoiceTokenization,
+  continuationTokens,
+  separateContinuationTokens,
+} from "./scoring.js";
 export { Tokenizer } from "./tokenizer.js";

@@ -3,7 +3,13 @@ import { type MistralConfig, readMistralConfig } from "./config.js";
 import { MistralOnnxError } from "./errors.js";
 import { IO } from "./graph.js";
 import { emptyKvCache, type KvCache, type KvElem, type KvShape, tileKvCache } from "./kv-cache.js";
-import { argmaxRow, continuationTokens, logProbOf } from "./scoring.js";
+import {
+  argmaxRow,
+  type ChoiceTokenization,
+  continuationTokens,
+  logProbOf,
+  separateContinuationTokens,
+} from "./scoring.js";
 import { Tokenizer } from "./tokenizer.js";
 
 export type ExecutionProvider = "cpu" | "cuda";
@@ -22,6 +28,8 @@ export interface MistralRunnerOptions {
   allowSpinning?: boolean;
   /** Called with a message when CUDA was asked for but is unavailable (default: console.warn). */
   onWarning?: (message: string) => void;
+  /** How `scoreContinuations` tokenizes a choice (default "separate"; see `ChoiceTokenization`). */
+  choiceTokenization?: ChoiceTokenization;
 }
 
 /** One forward step: a padded batch of new tokens on top of a KV cache. */
@@ -99,6 +107,7 @@ export class MistralRunner {
     private readonly kv: KvShape,
     /** The provider actually in use (after any fallback). */
     readonly executionProvider: ExecutionProvider,
+    readonly choiceTokenization: ChoiceTokenization,
   ) {}
 
   static async create(options: MistralRunnerOptions): Promise<MistralRunner> {
@@ -151,7 +160,14 @@ export class MistralRunner {
       headDim: config.headDim,
       elem,
     };
-    return new MistralRunner(session, tokenizer, config, kv, provider);
+    return new MistralRunner(
+      session,
+      tokenizer,
+      config,
+      kv,
+      provider,
+      options.choiceTokenization ?? "separate",
+    );
   }
 
   /** One forward pass. Exposed for callers that manage their own cache. */
@@ -212,13 +228,19 @@ export class MistralRunner {
 
   /**
    * Per choice: the summed log-probability of all its tokens given the prompt (the first token
-   * included) and the per-token mean. Tokens follow `continuationTokens` (lm-eval-harness rule).
+   * included) and the per-token mean. Tokens follow the runner's `choiceTokenization`.
    * The prompt runs once; its KV cache is shared by all choices. A choice that tokenizes to no
    * tokens scores −Infinity.
    */
-  async scoreContinuations(prompt: string, choices: string[]): Promise<ContinuationScore[]> {
+  async scoreContinuations(
+    prompt: string,
+    choices: string[],
+    options: { tokenization?: ChoiceTokenization } = {},
+  ): Promise<ContinuationScore[]> {
     const V = this.config.vocabSize;
-    const { context, continuations } = continuationTokens(this.tokenizer, prompt, choices);
+    const rule = options.tokenization ?? this.choiceTokenization;
+    const tokens = rule === "joined" ? continuationTokens : separateContinuationTokens;
+    const { context, continuations } = tokens(this.tokenizer, prompt, choices);
     if (context.length === 0) {
       throw new MistralOnnxError(
         "scoreContinuations: the prompt tokenizes to no tokens and the tokenizer adds no BOS",

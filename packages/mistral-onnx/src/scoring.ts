@@ -8,6 +8,28 @@ export interface ContinuationTokens {
 }
 
 /**
+ * How a choice is tokenized for scoring:
+ * - "separate" (default): context = encode(prompt) with special tokens, each choice encoded on
+ *   its own without them, ids concatenated. This is how Mistral/Llama-style (sentencepiece,
+ *   prepend "▁") models are usually fine-tuned on prompt/answer pairs (the embedded zoo is), so
+ *   a choice "42" is scored as the word " 42" that training put after the prompt.
+ * - "joined": the lm-evaluation-harness rule, see `continuationTokens`.
+ */
+export type ChoiceTokenization = "separate" | "joined";
+
+/** Tokens of the "separate" rule: encode(prompt) with BOS, then encode(choice) alone. */
+export function separateContinuationTokens(
+  tok: Tokenizer,
+  prompt: string,
+  choices: string[],
+): ContinuationTokens {
+  return {
+    context: tok.encode(prompt),
+    continuations: choices.map((c) => tok.encode(c, { addSpecialTokens: false })),
+  };
+}
+
+/**
  * The lm-evaluation-harness rule: trailing whitespace of the prompt moves to the front of each
  * choice; context = encode(prompt) with special tokens; a choice's tokens are
  * encode(prompt + choice)[len(context):]. When the tokenizer merges across the boundary, the

@@ -134,11 +134,36 @@ describe.each(MODELS)("%s: parity with transformers (fp32)", (kind) => {
     ]);
   });
 
+  it('"separate" choice tokens score like a full forward pass over prompt ids + choice ids', async () => {
+    const V = runner.config.vocabSize;
+    for (const s of json.scores) {
+      const choices = s.choices.map((c) => c.choice);
+      const got = await runner.scoreContinuations(s.prompt, choices);
+      const context = runner.tokenizer.encode(s.prompt);
+      for (const [i, choice] of choices.entries()) {
+        const cont = runner.tokenizer.encode(choice, { addSpecialTokens: false });
+        const full = await runner.logits([[...context, ...cont]]);
+        let sum = 0;
+        for (const [j, t] of cont.entries()) {
+          const row = full.subarray((context.length - 1 + j) * V, (context.length + j) * V);
+          const max = Math.max(...row);
+          let z = 0;
+          for (const v of row) z += Math.exp(v - max);
+          sum += (row[t] as number) - max - Math.log(z);
+        }
+        const r = got[i] as { sum: number; tokens: number };
+        expect(r.tokens).toBe(cont.length);
+        expect(Math.abs(r.sum - sum)).toBeLessThanOrEqual(TOL * cont.length);
+      }
+    }
+  });
+
   it("continuation scores match PyTorch (all tokens, the first included)", async () => {
     for (const s of json.scores) {
       const got = await runner.scoreContinuations(
         s.prompt,
         s.choices.map((c) => c.choice),
+        { tokenization: "joined" }, // the fixture script's rule
       );
       s.choices.forEach((c, i) => {
         const r = got[i] as { sum: number; mean: number; tokens: number };
