@@ -1,7 +1,9 @@
 import { createHash } from "node:crypto";
 import { existsSync } from "node:fs";
-import { mkdir, rename, rm, writeFile } from "node:fs/promises";
+import { mkdir, rename, rm } from "node:fs/promises";
 import { dirname, join } from "node:path";
+import { ONNX_FILE } from "@merge/mistral-onnx";
+import { writeFileAtomic } from "@merge/tensor-io";
 
 /** Stable JSON: object keys sorted, so equal settings hash equally. */
 export function canonicalJson(value: unknown): string {
@@ -24,7 +26,7 @@ const DONE_MARKER = "build-complete.json";
 
 /** A finished build in `dir` (the marker is written last, after the rename). */
 export function isCachedBuild(dir: string): boolean {
-  return existsSync(join(dir, DONE_MARKER)) && existsSync(join(dir, "model.onnx"));
+  return existsSync(join(dir, DONE_MARKER)) && existsSync(join(dir, ONNX_FILE));
 }
 
 /**
@@ -42,7 +44,8 @@ export async function buildIntoCache(
   await mkdir(tmp, { recursive: true });
   try {
     await build(tmp);
-    await writeFile(join(tmp, DONE_MARKER), `${JSON.stringify(key, null, 2)}\n`);
+    // fsynced, so a crash right after the rename cannot leave a marker without its content.
+    await writeFileAtomic(join(tmp, DONE_MARKER), `${JSON.stringify(key, null, 2)}\n`);
     await rm(dir, { recursive: true, force: true });
     await rename(tmp, dir);
   } catch (err) {

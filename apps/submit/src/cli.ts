@@ -93,7 +93,8 @@ async function main(argv: string[]): Promise<number> {
     progress: o.progress,
     startedAt,
   });
-  process.stderr.write(`${outcome.exitCode === 0 ? "" : "error: "}${outcome.message}\n`);
+  // Exit 3 and 4 still wrote a complete, valid CSV: a warning, not an error.
+  process.stderr.write(`${outcome.exitCode === 0 ? "" : "warning: "}${outcome.message}\n`);
   return outcome.exitCode;
 }
 

@@ -1,5 +1,10 @@
 import { type LoraModule, loraModuleFromPeft } from "@merge/lora";
-import type { DeltaSource, WeightDelta } from "@merge/mistral-onnx";
+import {
+  DELTA_PROJECTIONS,
+  type DeltaSource,
+  type WeightDelta,
+  isDeltaTarget,
+} from "@merge/mistral-onnx";
 import type { MergeContext, MergeResult, StrategyDefinition } from "@merge/strategies";
 import type { PeftAdapter, SafetensorsCheckpoint } from "@merge/tensor-io";
 import { ExpertMismatchError, SubmitError } from "./errors.js";
@@ -45,8 +50,10 @@ function listSome(items: readonly string[], n = 5): string {
 }
 
 /**
- * Checks every expert against the base: each adapted module must exist in the base as a 2-D
- * `<module>.weight`, and its LoRA factors must give an out × in delta of the same shape.
+ * Checks every expert against the base: each adapted module must be one the ONNX build applies
+ * deltas to (a decoder projection, see DELTA_PROJECTIONS), exist in the base as a 2-D
+ * `<module>.weight`, and its LoRA factors must give an out × in delta of the same shape. An
+ * adapter with other tensors (modules_to_save copies) is refused: they would be dropped.
  * Reads each module once (adapters are small) and drops it, so errors come before any work.
  */
 export async function planMerge(
@@ -59,6 +66,19 @@ export async function planMerge(
     const modules = expert.adapter.modules();
     if (modules.length === 0) {
       throw new ExpertMismatchError(`expert ${expert.label}: the adapter has no LoRA modules`);
+    }
+    // Anything the model cannot take would be dropped silently and the run would still exit 0.
+    const other = expert.adapter.otherTensors();
+    if (other.length > 0) {
+      throw new ExpertMismatchError(
+        `expert ${expert.label}: the adapter holds ${other.length} tensor${other.length > 1 ? "s that are" : " that is"} not LoRA factors (modules_to_save or similar), which merging cannot carry over: ${listSome(other)}`,
+      );
+    }
+    const untargetable = modules.filter((m) => !isDeltaTarget(m));
+    if (untargetable.length > 0) {
+      throw new ExpertMismatchError(
+        `expert ${expert.label}: LoRA on module${untargetable.length > 1 ? "s" : ""} ${listSome(untargetable)} cannot be merged: only the decoder projections (model.layers.N.{${DELTA_PROJECTIONS.join(",")}}) take deltas`,
+      );
     }
     const unknown = modules.filter((m) => baseShape(base, m) === undefined);
     if (unknown.length > 0) {
@@ -118,6 +138,18 @@ function checkResult(module: string, shape: ModuleShape, r: MergeResult, method:
   if (!ok) {
     throw new SubmitError(
       `strategy ${method} returned a ${r.kind} result of the wrong size for ${module} (expected ${out}×${inF})`,
+    );
+  }
+}
+
+/**
+ * After a build: every planned module must have been asked for exactly once. A mismatch means
+ * the builder and the plan disagree about which modules take deltas (a merged module dropped).
+ */
+export function checkAllMerged(plan: MergePlan, stats: MergeStats): void {
+  if (stats.modules !== plan.size) {
+    throw new SubmitError(
+      `internal error: the ONNX build applied ${stats.modules} merged module${stats.modules === 1 ? "" : "s"}, the merge plan has ${plan.size}; refusing to answer with a partly merged model`,
     );
   }
 }

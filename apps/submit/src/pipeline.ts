@@ -8,16 +8,28 @@ import {
   evaluateDataset,
   metricsMarkdown,
   readCompetitionCsv,
-  writeFileAtomic,
   writePredictionsCsv,
 } from "@merge/eval";
-import { MistralRunner, buildOnnxModel } from "@merge/mistral-onnx";
-import { PeftAdapter, SafetensorsCheckpoint } from "@merge/tensor-io";
+import {
+  type ExecutionProvider,
+  MistralRunner,
+  ONNX_BUILD_FORMAT,
+  ONNX_FILE,
+  buildOnnxModel,
+} from "@merge/mistral-onnx";
+import { PeftAdapter, SafetensorsCheckpoint, writeFileAtomic } from "@merge/tensor-io";
 import { buildIntoCache, cacheKey, isCachedBuild } from "./cache.js";
 import { DEFAULT_CONFIG, type SubmitConfig, loadConfig } from "./config.js";
 import { EXIT_BUDGET_CUT, EXIT_ROW_ERRORS, SubmitError } from "./errors.js";
-import { type LoadedExpert, type MergeStats, planMerge, streamingMergeSource } from "./merge.js";
+import {
+  type LoadedExpert,
+  type MergeStats,
+  checkAllMerged,
+  planMerge,
+  streamingMergeSource,
+} from "./merge.js";
 import { PhaseTimer, formatPhaseTable, processPeakRssMiB } from "./phases.js";
+import { planOutputs } from "./outputs.js";
 import { saveMergedAdapter } from "./save-adapter.js";
 import { type ModelSource, expandExpertSpecs, resolveModelSource } from "./sources.js";
 import { resolveStrategy } from "./strategy.js";
@@ -64,6 +76,11 @@ export interface RunReport {
   method: string;
   hyperparameters: Record<string, unknown>;
   modulesMerged: number;
+  /**
+   * The onnxruntime execution provider the session actually uses (after any fallback from
+   * cuda to cpu); null when no model ran (--merge-only).
+   */
+  executionProvider: ExecutionProvider | null;
   cache: { dir: string; key: string; hit: boolean } | null;
   savedAdapter: string | null;
   phases: PhaseTimer["phases"];
@@ -156,21 +173,15 @@ export async function runSubmit(opts: SubmitOptions): Promise<SubmitOutcome> {
             onWarning: (m: string) => log(m),
           };
           const labelled = opts.evalLabelled ?? [];
-          if (labelled.length === 0 || opts.data !== undefined) {
-            const dataPath = resolveFrom(root, config.data);
-            jobs.push({
-              dataset: await readCompetitionCsv(dataPath, readOpts),
-              out: outPath,
-              labelled: false,
-            });
-          }
-          for (const f of labelled) {
-            const p = resolveFrom(root, f);
-            const dataset = await readCompetitionCsv(p, readOpts);
-            if (!dataset.hasTarget) {
-              throw new SubmitError(`--eval-labelled ${f}: the file has no "target" column`);
+          const withData = labelled.length === 0 || opts.data !== undefined;
+          // Where each input's predictions go, checked for collisions before anything is read.
+          const planned = planOutputs(root, outPath, withData ? config.data : undefined, labelled);
+          for (const job of planned) {
+            const dataset = await readCompetitionCsv(job.input, readOpts);
+            if (job.labelled && !dataset.hasTarget) {
+              throw new SubmitError(`--eval-labelled ${job.spec}: the file has no "target" column`);
             }
-            jobs.push({ dataset, out: join(outDir, basename(p)), labelled: true });
+            jobs.push({ dataset, out: job.out, labelled: job.labelled });
           }
         }
         const baseSource = await resolveModelSource(root, config.base, "base", config.hub);
@@ -218,6 +229,7 @@ export async function runSubmit(opts: SubmitOptions): Promise<SubmitOutcome> {
       method: strat.strategy.name,
       hyperparameters: strat.hyper,
       modulesMerged: 0,
+      executionProvider: null,
       cache: null,
       savedAdapter: null,
       phases: timer.phases,
@@ -253,6 +265,8 @@ export async function runSubmit(opts: SubmitOptions): Promise<SubmitOutcome> {
 
     // ---- merge + build: merging streams into the ONNX weight writer, module by module.
     const keyParts = {
+      // A new builder output format must not reuse builds of the old one.
+      onnxFormat: ONNX_BUILD_FORMAT,
       base: baseSource.fingerprint,
       experts: expertSources.map((e) => e.fingerprint),
       method: strat.strategy.name,
@@ -268,7 +282,6 @@ export async function runSubmit(opts: SubmitOptions): Promise<SubmitOutcome> {
     const buildDir = join(cacheRoot, `onnx-${key}`);
     const hit = isCachedBuild(buildDir);
     report.cache = { dir: buildDir, key, hit };
-    let onnxName = "model.onnx";
     const buildStart = performance.now();
     let buildPeak = 0;
     if (hit) {
@@ -277,7 +290,7 @@ export async function runSubmit(opts: SubmitOptions): Promise<SubmitOutcome> {
       await timer.run("merge+build", async () => {
         await buildIntoCache(buildDir, keyParts, async (tmp) => {
           let lastTenth = -1;
-          const { onnxPath } = await buildOnnxModel({
+          await buildOnnxModel({
             modelDir: baseSource.dir,
             outDir: tmp,
             deltas: streamingMergeSource(plan, experts, strat.strategy, strat.hyper, ctx, stats),
@@ -292,7 +305,8 @@ export async function runSubmit(opts: SubmitOptions): Promise<SubmitOutcome> {
               }
             },
           });
-          onnxName = basename(onnxPath);
+          // Inside the build, so a partly merged model is never marked as a finished build.
+          checkAllMerged(plan, stats);
         });
       });
       // Merging ran inside the build; split the combined phase into its two parts.
@@ -308,7 +322,7 @@ export async function runSubmit(opts: SubmitOptions): Promise<SubmitOutcome> {
       report.modulesMerged = stats.modules;
     }
     const buildSecondsSoFar = (performance.now() - buildStart) / 1000 - stats.ms / 1000;
-    const onnxPath = join(buildDir, existsSync(join(buildDir, onnxName)) ? onnxName : "model.onnx");
+    const onnxPath = join(buildDir, ONNX_FILE);
     runner = await timer.run("build runtime", () =>
       MistralRunner.create({
         onnxPath,
@@ -321,7 +335,13 @@ export async function runSubmit(opts: SubmitOptions): Promise<SubmitOutcome> {
     const rt = timer.phases.at(-1)!;
     rt.seconds += buildSecondsSoFar;
     rt.peakRssMiB = Math.max(rt.peakRssMiB, buildPeak);
-    rt.note = hit ? "ONNX build cached" : "ONNX build + session";
+    rt.note = `${hit ? "ONNX build cached" : "ONNX build + session"}, ${runner.executionProvider}`;
+    report.executionProvider = runner.executionProvider;
+    if (runner.executionProvider !== config.runtime.executionProvider) {
+      log(
+        `warning: execution provider ${config.runtime.executionProvider} is not available, running on ${runner.executionProvider}`,
+      );
+    }
 
     // ---- evaluate
     const r = runner;
@@ -387,25 +407,26 @@ export async function runSubmit(opts: SubmitOptions): Promise<SubmitOutcome> {
     const cut = report.outputs.reduce((n, o) => n + o.cutByBudget, 0);
     const rows = report.outputs.reduce((n, o) => n + o.rows, 0);
     const errors = report.outputs.reduce((n, o) => n + o.rowErrors, 0);
-    if (errors > 0 && cut === 0) {
+    if (errors > 0 || cut > 0) {
+      const parts: string[] = [];
+      if (errors > 0) {
+        parts.push(
+          `${errors} of ${rows} rows failed in the model and were answered with fallback predictions (see the warnings above)`,
+        );
+      }
+      if (cut > 0) {
+        parts.push(
+          `the time budget of ${config.budgetSeconds} s ran out: ${cut} of ${rows} rows were cut and answered with fallback predictions`,
+        );
+      }
+      // A cut budget is the stronger signal (exit 3); the CSV is complete either way.
       return await finish(
         report,
         timer,
         startedAt,
         outDir,
-        EXIT_ROW_ERRORS,
-        `${errors} of ${rows} rows failed in the model and were answered with fallback predictions (the CSV is complete and valid; see the warnings above)`,
-        log,
-      );
-    }
-    if (cut > 0) {
-      return await finish(
-        report,
-        timer,
-        startedAt,
-        outDir,
-        EXIT_BUDGET_CUT,
-        `time budget of ${config.budgetSeconds} s ran out: ${cut} of ${rows} rows were cut and answered with fallback predictions (the CSV is complete and valid)`,
+        cut > 0 ? EXIT_BUDGET_CUT : EXIT_ROW_ERRORS,
+        `${parts.join("; ")}. The CSV is complete and valid.`,
         log,
       );
     }
@@ -444,7 +465,9 @@ async function finish(
   log("");
   log(formatPhaseTable(timer.phases));
   log(
-    `total ${report.totalSeconds.toFixed(2)} s, process peak RSS ${report.processPeakRssMiB} MiB`,
+    `total ${report.totalSeconds.toFixed(2)} s, process peak RSS ${report.processPeakRssMiB} MiB${
+      report.executionProvider !== null ? `, execution provider ${report.executionProvider}` : ""
+    }`,
   );
   if (report.metrics) log(`\n${metricsMarkdown({ tasks: report.metrics })}`);
   log(`report: ${join(outDir, "report.json")}`);

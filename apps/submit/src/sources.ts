@@ -19,10 +19,16 @@ export interface ModelSource {
   fingerprint: string;
 }
 
+/**
+ * Base files fetched from the Hub. Every entry must match at least one file, so the weights are
+ * one glob covering both layouts: a single `model.safetensors`, or `model.safetensors.index.json`
+ * with its `model-0000k-of-0000n.safetensors` shards. Other weight copies in the repo
+ * (consolidated.safetensors, pytorch_model.bin) are not downloaded; SafetensorsCheckpoint.open
+ * then says clearly if the snapshot holds neither layout (or both).
+ */
 export const BASE_FILES = [
   "config.json",
-  "*.safetensors",
-  "model.safetensors.index.json",
+  "model*.safetensors{,.index.json}",
   "tokenizer.json",
   "tokenizer_config.json",
 ];
@@ -32,7 +38,7 @@ const HUB_SPEC = /^[A-Za-z0-9][\w.-]*\/[\w.-]+(@[\w./-]+)?$/;
 
 function zooHint(spec: string): string {
   return spec.replace(/\\/g, "/").startsWith("data/zoo")
-    ? " The embedded default model (data/zoo) is missing or incomplete: it is produced by the expert-zoo work; until it lands, pass --config configs/mistral-7b.yaml or a config of your own."
+    ? " The embedded default model (data/zoo) is missing or incomplete: restore it from the repository (git checkout / git lfs pull), or pass --config configs/mistral-7b.yaml or a config of your own."
     : "";
 }
 

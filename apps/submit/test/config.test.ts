@@ -1,13 +1,39 @@
-import { mkdtemp } from "node:fs/promises";
+import { copyFile, mkdir, mkdtemp, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { cacheKey, canonicalJson } from "../src/cache.js";
 import { DEFAULT_CONFIG, loadConfig, parseConfig } from "../src/config.js";
-import { ConfigError } from "../src/errors.js";
+import { SafetensorsCheckpoint } from "@merge/tensor-io";
+import { ConfigError, SubmitError } from "../src/errors.js";
+import { planOutputs } from "../src/outputs.js";
 import { resolveModelSource } from "../src/sources.js";
 import { findWorkspaceRoot } from "../src/workspace.js";
-import { REPO } from "./helpers.js";
+import { REPO, TINY_BASE } from "./helpers.js";
+
+const COMMIT = "0123456789abcdef0123456789abcdef01234567";
+
+/** A Hub cache (huggingface_hub layout) holding `repo@main` with the given files of the tiny base. */
+async function cachedHubRepo(
+  repo: string,
+  files: Record<string, string>,
+): Promise<{ cacheDir: string; snapshot: string }> {
+  const cacheDir = await mkdtemp(join(tmpdir(), "submit-hub-"));
+  const folder = join(cacheDir, `models--${repo.replace("/", "--")}`);
+  const snapshot = join(folder, "snapshots", COMMIT);
+  await mkdir(join(folder, "refs"), { recursive: true });
+  await mkdir(snapshot, { recursive: true });
+  await writeFile(join(folder, "refs", "main"), COMMIT);
+  for (const [name, from] of Object.entries(files)) await copyFile(from, join(snapshot, name));
+  return { cacheDir, snapshot };
+}
+
+const TINY_FILES = (weights: Record<string, string>) => ({
+  "config.json": join(TINY_BASE, "config.json"),
+  "tokenizer.json": join(TINY_BASE, "tokenizer.json"),
+  "tokenizer_config.json": join(TINY_BASE, "tokenizer_config.json"),
+  ...weights,
+});
 
 describe("config", () => {
   it("an empty config is the embedded default", () => {
@@ -75,6 +101,34 @@ describe("sources", () => {
     ).rejects.toThrow(/base "someone\/absent-model@main": cannot resolve from the Hub/);
   });
 
+  it("a cached Hub base stored as one model.safetensors (no index) resolves offline and opens", async () => {
+    const { cacheDir, snapshot } = await cachedHubRepo(
+      "tiny/single-file",
+      TINY_FILES({ "model.safetensors": join(TINY_BASE, "model.safetensors") }),
+    );
+    const src = await resolveModelSource(REPO, "tiny/single-file@main", "base", {
+      offline: true,
+      cacheDir,
+    });
+    expect(src).toMatchObject({ kind: "hub", dir: snapshot, commit: COMMIT });
+    const ckpt = await SafetensorsCheckpoint.open(src.dir);
+    try {
+      expect(ckpt.names().length).toBeGreaterThan(0);
+    } finally {
+      await ckpt.close();
+    }
+  });
+
+  it("a cached Hub base with only consolidated.safetensors names the missing weights", async () => {
+    const { cacheDir } = await cachedHubRepo(
+      "tiny/consolidated",
+      TINY_FILES({ "consolidated.safetensors": join(TINY_BASE, "model.safetensors") }),
+    );
+    await expect(
+      resolveModelSource(REPO, "tiny/consolidated@main", "base", { offline: true, cacheDir }),
+    ).rejects.toThrow(/no cached file matches "model\*\.safetensors/);
+  });
+
   it("a path that is neither a folder nor a Hub name", async () => {
     await expect(resolveModelSource(REPO, "no/such/path/x", "expert", {})).rejects.toThrow(
       /neither an existing folder .* nor a Hub "owner\/name@revision"/,
@@ -96,5 +150,40 @@ describe("cache key", () => {
     expect(cacheKey(base)).not.toBe(cacheKey({ ...base, seed: 1 }));
     expect(cacheKey(base)).not.toBe(cacheKey({ ...base, experts: ["b", "a"] }));
     expect(cacheKey(base)).not.toBe(cacheKey({ ...base, hyperparameters: { gamma: 2 } }));
+  });
+});
+
+describe("output paths", () => {
+  const root = "/ws";
+  it("labelled files write <out dir>/<name>", () => {
+    const jobs = planOutputs(root, "/ws/out/test.csv", "data/test.csv", ["a/x.csv", "b/y.csv"]);
+    expect(jobs.map((j) => [j.input, j.out, j.labelled])).toEqual([
+      ["/ws/data/test.csv", "/ws/out/test.csv", false],
+      ["/ws/a/x.csv", "/ws/out/x.csv", true],
+      ["/ws/b/y.csv", "/ws/out/y.csv", true],
+    ]);
+  });
+
+  it("refuses two labelled files with the same name, naming both", () => {
+    expect(() => planOutputs(root, "/ws/out/t.csv", undefined, ["a/x.csv", "b/x.csv"])).toThrow(
+      SubmitError,
+    );
+    expect(() => planOutputs(root, "/ws/out/t.csv", undefined, ["a/x.csv", "b/x.csv"])).toThrow(
+      /--eval-labelled a\/x\.csv and --eval-labelled b\/x\.csv would both write predictions to \/ws\/out\/x\.csv/,
+    );
+  });
+
+  it("refuses a labelled file that would overwrite the --out file", () => {
+    expect(() => planOutputs(root, "/ws/out/test.csv", "data/test.csv", ["held/test.csv"])).toThrow(
+      /--data data\/test\.csv and --eval-labelled held\/test\.csv .*\(the --out file\)/,
+    );
+    // Without --data the --out file is not written, so the same name is fine.
+    expect(planOutputs(root, "/ws/out/test.csv", undefined, ["held/test.csv"])).toHaveLength(1);
+  });
+
+  it("refuses a labelled file inside the out folder (its predictions would replace it)", () => {
+    expect(() => planOutputs(root, "/ws/out/t.csv", undefined, ["out/x.csv"])).toThrow(
+      /over the input itself/,
+    );
   });
 });

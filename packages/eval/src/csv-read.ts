@@ -38,7 +38,10 @@ export type DatasetEntry = { kind: "ok"; row: CompetitionRow } | { kind: "bad"; 
 export interface CompetitionDataset {
   file: string;
   hasTarget: boolean;
-  /** Every data row that has an id, in file order (bad ones only with skipBadRows). */
+  /**
+   * Every data row that has an id, in file order (bad ones only with skipBadRows); each id once:
+   * a repeated id is reported as an issue and only its first row is kept.
+   */
   entries: DatasetEntry[];
   /** Every issue found (also those of rows dropped because they had no id). */
   issues: RowIssue[];
@@ -60,7 +63,12 @@ export async function readCompetitionCsv(
   try {
     text = await readFile(file, "utf8");
   } catch (err) {
-    throw new Error(`${file}: cannot read the CSV: ${(err as Error).message}`);
+    throw new CsvValidationError(
+      file,
+      [],
+      `${file}: cannot read the CSV: ${(err as Error).message}`,
+      { cause: err },
+    );
   }
   return parseCompetitionCsv(text, file, options);
 }
@@ -134,6 +142,8 @@ export function parseCompetitionCsv(
   const entries: DatasetEntry[] = [];
   const issues: RowIssue[] = [];
   const firstRowOfId = new Map<string, number>();
+  // Issues of rows that are dropped (a repeated id): the output must hold each id once.
+  const droppedIssues = new Set<RowIssue>();
 
   records.slice(1).forEach((rec, i) => {
     const row = i + 1;
@@ -147,12 +157,15 @@ export function parseCompetitionCsv(
     if (rec.fields.length !== columns.length) {
       issue("(row)", `expected ${columns.length} fields, found ${rec.fields.length}`);
     }
+    let duplicate = false;
     if (id === "") {
       issue("id", "missing id");
     } else {
       const first = firstRowOfId.get(id);
-      if (first !== undefined) issue("id", `duplicate id, first seen on row ${first}`);
-      else firstRowOfId.set(id, row);
+      if (first !== undefined) {
+        duplicate = true;
+        issue("id", `duplicate id, first seen on row ${first}`);
+      } else firstRowOfId.set(id, row);
     }
     const input = field(col.input) ?? "";
     if (input.trim() === "") issue("input", "empty input");
@@ -196,7 +209,10 @@ export function parseCompetitionCsv(
     }
 
     issues.push(...rowIssues);
-    if (rowIssues.length === 0 && evalType !== undefined) {
+    if (duplicate) {
+      // Only the first row of an id is answered; a second prediction would repeat the id.
+      for (const i of rowIssues) droppedIssues.add(i);
+    } else if (rowIssues.length === 0 && evalType !== undefined) {
       const ok: CompetitionRow = {
         id,
         input,
@@ -220,8 +236,11 @@ export function parseCompetitionCsv(
     if (!options.skipBadRows) throw new CsvValidationError(file, issues);
     const warn = options.onWarning ?? ((m: string) => console.warn(m));
     for (const i of issues) {
-      const what =
-        i.id !== undefined ? "answered with a placeholder" : "row skipped: no id to answer";
+      const what = droppedIssues.has(i)
+        ? "row skipped: only the first row of an id is answered"
+        : i.id !== undefined
+          ? "answered with a placeholder"
+          : "row skipped: no id to answer";
       warn(`warning: ${formatRowIssue(file, i)} (${what})`);
     }
   }

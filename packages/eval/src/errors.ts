@@ -16,17 +16,22 @@ export function formatRowIssue(file: string, issue: RowIssue): string {
   return `${file}: row ${issue.row}${id}, line ${issue.line}, column "${issue.column}": ${issue.message}`;
 }
 
-/** A competition CSV that cannot be used: a bad header, unparseable CSV, or invalid rows. */
+/** A competition CSV that cannot be used: unreadable, a bad header, unparseable CSV, or invalid rows. */
 export class CsvValidationError extends Error {
   readonly file: string;
   readonly issues: readonly RowIssue[];
-  constructor(file: string, issues: readonly RowIssue[], headline?: string) {
+  constructor(
+    file: string,
+    issues: readonly RowIssue[],
+    headline?: string,
+    options?: { cause?: unknown },
+  ) {
     const lines = issues.slice(0, 20).map((i) => `  ${formatRowIssue(file, i)}`);
     if (issues.length > 20) lines.push(`  … and ${issues.length - 20} more`);
     const head =
       headline ??
       `${file}: ${issues.length} invalid row${issues.length === 1 ? "" : "s"} (use --skip-bad-rows to answer them with placeholders)`;
-    super([head, ...lines].join("\n"));
+    super([head, ...lines].join("\n"), options);
     this.name = "CsvValidationError";
     this.file = file;
     this.issues = issues;

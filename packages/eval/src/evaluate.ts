@@ -14,7 +14,7 @@ export interface ChoiceScorer {
 export interface TextGenerator {
   generate(
     prompts: string[],
-    options?: { maxNewTokens?: number; stop?: string[] },
+    options?: { maxNewTokens?: number; stop?: string[]; batchSize?: number },
   ): Promise<string[]>;
 }
 
@@ -232,7 +232,9 @@ export async function evaluateDataset(
       try {
         texts = await options.generator.generate(
           batch.map((b) => b.row.input),
-          { maxNewTokens, ...(options.stop ? { stop: options.stop } : {}) },
+          // The batch is already cut to size; passing it on keeps the runner from re-splitting
+          // it into its own default batches.
+          { maxNewTokens, batchSize, ...(options.stop ? { stop: options.stop } : {}) },
         );
         if (texts.length !== batch.length) {
           throw new Error(`generator returned ${texts.length} texts for ${batch.length} prompts`);

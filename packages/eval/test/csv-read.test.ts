@@ -101,6 +101,31 @@ describe("parseCompetitionCsv: validation", () => {
     expect(issues[0]!.message).toContain("first seen on row 1");
   });
 
+  it("with skipBadRows a duplicate id is reported but only its first row is kept", () => {
+    const warnings: string[] = [];
+    const text = `${HEADER}5,q,generation,\n6,q,generation,\n5,r,generation,\n5,"  ",generation,\n`;
+    const ds = parseCompetitionCsv(text, "dup.csv", {
+      skipBadRows: true,
+      onWarning: (m) => warnings.push(m),
+    });
+    const ids = ds.entries.map((e) => e.row.id);
+    expect(ids).toEqual(["5", "6"]);
+    expect(new Set(ids).size).toBe(ids.length);
+    const first = ds.entries[0]!;
+    expect(first.kind === "ok" && first.row.input).toBe("q");
+    expect(ds.issues.filter((i) => i.column === "id").map((i) => i.row)).toEqual([3, 4]);
+    expect(warnings.filter((w) => w.includes("duplicate id"))).toHaveLength(2);
+    expect(warnings.every((w) => !w.includes("duplicate id") || w.includes("row skipped"))).toBe(
+      true,
+    );
+  });
+
+  it("with skipBadRows a bad first row keeps its id, a later valid duplicate is dropped", () => {
+    const text = `${HEADER}5,"  ",generation,\n5,fine,generation,\n`;
+    const ds = parseCompetitionCsv(text, "dup.csv", { skipBadRows: true, onWarning: () => {} });
+    expect(ds.entries.map((e) => [e.kind, e.row.id, e.row.row])).toEqual([["bad", "5", 1]]);
+  });
+
   it("a missing id", () => {
     const { issues } = issuesOf(`${HEADER}0,q,generation,\n  ,q,generation,\n`);
     expect(issues).toEqual([expect.objectContaining({ row: 2, column: "id" })]);
@@ -179,8 +204,10 @@ describe("readCompetitionCsv", () => {
     const good = join(dir, "good.csv");
     await writeFile(good, `${HEADER}0,q,generation,\n`);
     expect((await readCompetitionCsv(good)).entries).toHaveLength(1);
-    await expect(readCompetitionCsv(join(dir, "missing.csv"))).rejects.toThrow(
-      /missing\.csv: cannot read the CSV/,
-    );
+    const missing = join(dir, "missing.csv");
+    const err = await readCompetitionCsv(missing).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(CsvValidationError);
+    expect((err as CsvValidationError).file).toBe(missing);
+    expect((err as Error).message).toMatch(/missing\.csv: cannot read the CSV/);
   });
 });

@@ -31,12 +31,13 @@ const scorer: ChoiceScorer = {
 };
 
 function recordingGenerator(answer = (p: string) => `echo ${p}`) {
-  const calls: Array<{ prompts: string[]; maxNewTokens?: number }> = [];
+  const calls: Array<{ prompts: string[]; maxNewTokens?: number; batchSize?: number }> = [];
   const generator: TextGenerator = {
     async generate(prompts, options) {
       calls.push({
         prompts,
         ...(options?.maxNewTokens ? { maxNewTokens: options.maxNewTokens } : {}),
+        ...(options?.batchSize !== undefined ? { batchSize: options.batchSize } : {}),
       });
       return prompts.map(answer);
     },
@@ -64,9 +65,13 @@ describe("evaluateDataset", () => {
       ["g2", "echo hello", "model"],
     ]);
     expect(r.cutByBudget).toBe(0);
-    // Default 64 new tokens; generation batched shortest prompt first.
+    // Default 64 new tokens and batches of 8; generation batched shortest prompt first.
     expect(calls).toEqual([
-      { prompts: ["hi", "hello", "a much longer generation prompt"], maxNewTokens: 64 },
+      {
+        prompts: ["hi", "hello", "a much longer generation prompt"],
+        maxNewTokens: 64,
+        batchSize: 8,
+      },
     ]);
   });
 
@@ -94,6 +99,19 @@ describe("evaluateDataset", () => {
     });
     expect(calls.map((c) => c.prompts.length)).toEqual([2, 1]);
     expect(calls.every((c) => c.maxNewTokens === 5)).toBe(true);
+  });
+
+  it("passes generationBatchSize on as the generator's batchSize (even above 8)", async () => {
+    const many = Array.from({ length: 20 }, (_, i) => `g${i},prompt ${i},generation,`).join("\n");
+    const { generator, calls } = recordingGenerator();
+    await evaluateDataset(entries(`id,input,eval_type,answer_choices\n${many}\n`), {
+      scorer,
+      generator,
+      generationBatchSize: 16,
+      progress: false,
+    });
+    expect(calls.map((c) => c.prompts.length)).toEqual([16, 4]);
+    expect(calls.map((c) => c.batchSize)).toEqual([16, 16]);
   });
 
   it("replaces empty generations and answers bad rows with placeholders", async () => {

@@ -1,4 +1,4 @@
-import { mkdir, rename, rm, writeFile } from "node:fs/promises";
+import { mkdir, open, rename, rm } from "node:fs/promises";
 import { join } from "node:path";
 import { SafetensorsCheckpoint } from "@merge/tensor-io";
 import { readMistralConfig } from "./config.js";
@@ -28,6 +28,15 @@ export interface BuildOnnxModelOptions {
   quantizeLmHead?: boolean;
   onProgress?: (done: number, total: number, what: string) => void;
 }
+
+/**
+ * Version of the graph and weight layout buildOnnxModel writes, for build cache keys: a cached
+ * model.onnx is reusable only if it was built with the same format string. Bump it (date +
+ * counter) whenever a change to this package alters the bytes written for the same inputs and
+ * options: graph nodes or their order, initializer names, fusion, quantization packing,
+ * external-data alignment, opset or IR version, or which modules take deltas.
+ */
+export const ONNX_BUILD_FORMAT = "mistral-onnx/2026-11-26.1";
 
 export const ONNX_FILE = "model.onnx";
 export const ONNX_DATA_FILE = "model.onnx.data";
@@ -62,15 +71,16 @@ export async function buildOnnxModel(
     );
   }
   const config = await readMistralConfig(options.modelDir);
-  const ckpt = await SafetensorsCheckpoint.open(options.modelDir);
-  await mkdir(options.outDir, { recursive: true });
   const onnxPath = join(options.outDir, ONNX_FILE);
-  const data = await ExternalDataWriter.create(
-    join(options.outDir, ONNX_DATA_FILE),
-    ONNX_DATA_FILE,
-  );
+  const onnxTemp = `${onnxPath}.tmp-${process.pid}`;
+  // Opened inside the try so a failing mkdir or data-file create still closes the checkpoint.
+  let ckpt: SafetensorsCheckpoint | undefined;
+  let data: ExternalDataWriter | undefined;
   try {
-    const reader = new WeightReader(ckpt, options.modelDir, config, options.deltas, deltaMode);
+    ckpt = await SafetensorsCheckpoint.open(options.modelDir);
+    await mkdir(options.outDir, { recursive: true });
+    data = await ExternalDataWriter.create(join(options.outDir, ONNX_DATA_FILE), ONNX_DATA_FILE);
+    const reader = new WeightReader(ckpt, options.modelDir, options.deltas, deltaMode);
     const g = new GraphBuilder(data);
     await buildDecoderGraph(g, config, reader, {
       dtype,
@@ -80,17 +90,29 @@ export async function buildOnnxModel(
       quantizeLmHead: options.quantizeLmHead ?? true,
       ...(options.onProgress ? { onProgress: options.onProgress } : {}),
     });
-    const model = g.toModel(OPSET);
+    // Both files are complete and on disk before either takes its real name, and the two
+    // renames run back to back, so a crash leaves at worst an old pair or a new .data next
+    // to an old .onnx for a moment, never a half-written file under a real name.
+    await writeSynced(onnxTemp, g.toModel(OPSET));
     await data.commit();
-    const tmp = `${onnxPath}.tmp-${process.pid}`;
-    await writeFile(tmp, model);
-    await rename(tmp, onnxPath);
+    await rename(onnxTemp, onnxPath);
   } catch (e) {
-    await data.abort();
-    await rm(`${onnxPath}.tmp-${process.pid}`, { force: true });
+    await data?.abort();
+    await rm(onnxTemp, { force: true });
     throw e;
   } finally {
-    await ckpt.close();
+    await ckpt?.close();
   }
   return { onnxPath };
+}
+
+/** Writes a file and fsyncs it, so a later rename publishes complete contents. */
+async function writeSynced(path: string, bytes: Uint8Array): Promise<void> {
+  const handle = await open(path, "w");
+  try {
+    await handle.writeFile(bytes);
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
 }

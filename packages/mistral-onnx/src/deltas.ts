@@ -5,6 +5,32 @@ export type WeightDelta =
   | { kind: "dense"; delta: Float32Array } // out × in
   | { kind: "lowrank"; A: Float32Array; B: Float32Array; rank: number }; // ΔW = B·A
 
+/**
+ * The per-layer projections a DeltaSource is asked about, by module suffix. buildDecoderGraph
+ * reads its projection names from here, so this is the one list of modules whose deltas are
+ * applied; a delta for any other module (embeddings, norms, lm_head) is never requested.
+ */
+export const PROJECTION = {
+  q: "self_attn.q_proj",
+  k: "self_attn.k_proj",
+  v: "self_attn.v_proj",
+  o: "self_attn.o_proj",
+  gate: "mlp.gate_proj",
+  up: "mlp.up_proj",
+  down: "mlp.down_proj",
+} as const;
+
+/** Module suffixes (after "model.layers.N.") that DeltaSource.get is called for. */
+export const DELTA_PROJECTIONS: readonly string[] = Object.freeze(Object.values(PROJECTION));
+
+const DELTA_TARGET = /^model\.layers\.(0|[1-9]\d*)\.(.+)$/;
+
+/** True for "model.layers.N.<suffix>" with a suffix in DELTA_PROJECTIONS. */
+export function isDeltaTarget(module: string): boolean {
+  const m = DELTA_TARGET.exec(module);
+  return m !== null && DELTA_PROJECTIONS.includes(m[2] as string);
+}
+
 export interface DeltaSource {
   /** module: "model.layers.0.self_attn.q_proj"; undefined = no change to that module. */
   get(module: string): Promise<WeightDelta | undefined>;

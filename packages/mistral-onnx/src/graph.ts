@@ -1,5 +1,6 @@
 import { f32ToF16 } from "@merge/tensor-io";
 import type { MistralConfig } from "./config.js";
+import { PROJECTION } from "./deltas.js";
 import type { GraphBuilder } from "./onnx/graph-builder.js";
 import type { ElemType } from "./onnx/proto.js";
 import { quantizeBlockwise } from "./quantize.js";
@@ -244,9 +245,9 @@ export async function buildDecoderGraph(
     const h = await rmsNorm(x, `${p}.input_layernorm.weight`);
     const qkvW = await weights.fused(
       [
-        { module: `${p}.self_attn.q_proj`, out: Hq * D },
-        { module: `${p}.self_attn.k_proj`, out: Hkv * D },
-        { module: `${p}.self_attn.v_proj`, out: Hkv * D },
+        { module: `${p}.${PROJECTION.q}`, out: Hq * D },
+        { module: `${p}.${PROJECTION.k}`, out: Hkv * D },
+        { module: `${p}.${PROJECTION.v}`, out: Hkv * D },
       ],
       H,
     );
@@ -291,15 +292,15 @@ export async function buildDecoderGraph(
       }),
       i64([0, 0, Hq * D]),
     ]);
-    const oW = await weights.fused([{ module: `${p}.self_attn.o_proj`, out: H }], Hq * D);
+    const oW = await weights.fused([{ module: `${p}.${PROJECTION.o}`, out: H }], Hq * D);
     x = g.op1("Add", [x, await linear(merged, `${p}.self_attn.o_proj`, oW, Hq * D, H)]);
 
     g.setScope(`/layers.${l}/mlp`);
     const h2 = await rmsNorm(x, `${p}.post_attention_layernorm.weight`);
     const guW = await weights.fused(
       [
-        { module: `${p}.mlp.gate_proj`, out: I },
-        { module: `${p}.mlp.up_proj`, out: I },
+        { module: `${p}.${PROJECTION.gate}`, out: I },
+        { module: `${p}.${PROJECTION.up}`, out: I },
       ],
       H,
     );
@@ -309,7 +310,7 @@ export async function buildDecoderGraph(
       outputs: 2,
     }) as [string, string];
     const act = g.op1("Mul", [g.op1("Mul", [gate, g.op1("Sigmoid", [gate])]), up]);
-    const downW = await weights.fused([{ module: `${p}.mlp.down_proj`, out: H }], I);
+    const downW = await weights.fused([{ module: `${p}.${PROJECTION.down}`, out: H }], I);
     x = g.op1("Add", [x, await linear(act, `${p}.mlp.down_proj`, downW, I, H)]);
   }
 

@@ -1,11 +1,24 @@
-export { type BuildOnnxModelOptions, buildOnnxModel, ONNX_DATA_FILE, ONNX_FILE } from "./build.js";
+export {
+  type BuildOnnxModelOptions,
+  buildOnnxModel,
+  ONNX_BUILD_FORMAT,
+  ONNX_DATA_FILE,
+  ONNX_FILE,
+} from "./build.js";
 export {
   type Architecture,
   type MistralConfig,
   parseMistralConfig,
   readMistralConfig,
 } from "./config.js";
-export { checkDelta, type DeltaSource, foldDelta, type WeightDelta } from "./deltas.js";
+export {
+  checkDelta,
+  DELTA_PROJECTIONS,
+  type DeltaSource,
+  foldDelta,
+  isDeltaTarget,
+  type WeightDelta,
+} from "./deltas.js";
 export { MistralOnnxError } from "./errors.js";
 export { IO, type ModelDtype, type WeightQuant } from "./graph.js";
 export { dequantizeBlockwise, type QuantizedWeight, quantizeBlockwise } from "./quantize.js";

@@ -134,22 +134,19 @@ export class MistralRunner {
         executionProviders: provider === "cuda" ? ["cuda", "cpu"] : ["cpu"],
       });
     } catch (e) {
-      if (provider !== "cuda") {
-        throw new MistralOnnxError(
-          `${options.onnxPath}: cannot load ONNX model (${(e as Error).message})`,
-          {
-            file: options.onnxPath,
-          },
-        );
-      }
+      if (provider !== "cuda") throw cannotLoad(options.onnxPath, e);
       warn(
         `@merge/mistral-onnx: CUDA execution provider unavailable (${(e as Error).message.split("\n")[0]}); falling back to CPU`,
       );
       provider = "cpu";
-      session = await ort.InferenceSession.create(options.onnxPath, {
-        ...base,
-        executionProviders: ["cpu"],
-      });
+      try {
+        session = await ort.InferenceSession.create(options.onnxPath, {
+          ...base,
+          executionProviders: ["cpu"],
+        });
+      } catch (e2) {
+        throw cannotLoad(options.onnxPath, e2);
+      }
     }
     const pastMeta = session.inputMetadata.find((m) => m.name === IO.pastKey(0));
     let elem: KvElem = "float32";
@@ -403,4 +400,11 @@ export class MistralRunner {
   async close(): Promise<void> {
     await this.session.release();
   }
+}
+
+/** onnxruntime's load failure as a MistralOnnxError naming the model file. */
+function cannotLoad(onnxPath: string, cause: unknown): MistralOnnxError {
+  return new MistralOnnxError(`${onnxPath}: cannot load ONNX model (${(cause as Error).message})`, {
+    file: onnxPath,
+  });
 }

@@ -27,11 +27,29 @@ async function readJson(file: string): Promise<Record<string, unknown>> {
   }
 }
 
+/** Whether the tokenizer.json post-processor puts BOS first / EOS last (probed on one encode). */
+function postProcessorSpecials(
+  hf: HfTokenizer,
+  bosId: number | undefined,
+  eosId: number | undefined,
+): { bos: boolean; eos: boolean } {
+  const probe = "a";
+  const plain = hf.encode(probe, { add_special_tokens: false }).ids;
+  const special = hf.encode(probe, { add_special_tokens: true }).ids;
+  return {
+    bos: bosId !== undefined && special[0] === bosId && plain[0] !== bosId,
+    eos: eosId !== undefined && special.at(-1) === eosId && plain.at(-1) !== eosId,
+  };
+}
+
 /**
  * A Hugging Face fast tokenizer (tokenizer.json + tokenizer_config.json) run by
  * @huggingface/tokenizers. Special tokens follow the tokenizer.json post-processor, except that
  * an explicit `add_bos_token` / `add_eos_token` in tokenizer_config.json wins, as
- * transformers' LlamaTokenizerFast does (it rebuilds its post-processor from those flags).
+ * transformers 4's LlamaTokenizerFast does (it rebuilds its post-processor from those flags).
+ * When only one flag is set, the other keeps the post-processor's choice. (transformers 5.24's
+ * LlamaTokenizer ignores both flags and always follows the post-processor; the two rules agree
+ * whenever the flags match the post-processor, as in every checkpoint we ship.)
  */
 export class Tokenizer {
   private constructor(
@@ -65,13 +83,21 @@ export class Tokenizer {
     const eosId = idOf(tokConfig.eos_token as TokenSpec);
     const padId = idOf(tokConfig.pad_token as TokenSpec) ?? eosId ?? 0;
     const flag = (v: unknown) => (typeof v === "boolean" ? v : undefined);
+    const addBos = flag(tokConfig.add_bos_token);
+    const addEos = flag(tokConfig.add_eos_token);
+    // A flag the config leaves out keeps the post-processor's choice for that token, so setting
+    // only add_eos_token does not silently drop the BOS the post-processor adds.
+    const pp =
+      addBos === undefined || addEos === undefined
+        ? postProcessorSpecials(hf, bosId, eosId)
+        : { bos: false, eos: false };
     return new Tokenizer(
       hf,
       bosId,
       eosId,
       padId,
-      flag(tokConfig.add_bos_token),
-      flag(tokConfig.add_eos_token),
+      addBos === undefined && addEos === undefined ? undefined : (addBos ?? pp.bos),
+      addBos === undefined && addEos === undefined ? undefined : (addEos ?? pp.eos),
     );
   }
 

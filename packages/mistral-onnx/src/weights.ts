@@ -1,5 +1,4 @@
 import type { SafetensorsCheckpoint } from "@merge/tensor-io";
-import type { MistralConfig } from "./config.js";
 import { checkDelta, type DeltaSource, foldDelta } from "./deltas.js";
 import { MistralOnnxError } from "./errors.js";
 
@@ -25,14 +24,14 @@ export interface FusedWeight {
 }
 
 /**
- * Reads base weights from a checkpoint, checks their shapes against the config, applies deltas
- * and lays them out for ONNX MatMul (transposed, projections fused).
+ * Reads base weights from a checkpoint, checks each against the shape the caller derived from
+ * config.json, applies deltas and stacks fused projections. (Only tensors the graph asks for are
+ * read; extra tensors in the checkpoint are ignored.)
  */
 export class WeightReader {
   constructor(
     private readonly ckpt: SafetensorsCheckpoint,
     private readonly modelDir: string,
-    private readonly config: MistralConfig,
     private readonly deltas: DeltaSource | undefined,
     private readonly deltaMode: "fold" | "side-branch",
   ) {}
@@ -106,21 +105,6 @@ export class WeightReader {
       return null;
     }
     return { col, out: p.out, A: delta.A, B: delta.B, rank: delta.rank };
-  }
-
-  /** Names of tensors the config expects; used to report unexpected extra weights. */
-  expectedTensorNames(): string[] {
-    const c = this.config;
-    const names = ["model.embed_tokens.weight", "model.norm.weight"];
-    if (!c.tieWordEmbeddings) names.push("lm_head.weight");
-    for (let l = 0; l < c.numLayers; l++) {
-      const p = `model.layers.${l}`;
-      names.push(`${p}.input_layernorm.weight`, `${p}.post_attention_layernorm.weight`);
-      for (const m of ["q_proj", "k_proj", "v_proj", "o_proj"])
-        names.push(`${p}.self_attn.${m}.weight`);
-      for (const m of ["gate_proj", "up_proj", "down_proj"]) names.push(`${p}.mlp.${m}.weight`);
-    }
-    return names;
   }
 }
 

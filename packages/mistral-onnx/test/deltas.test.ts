@@ -1,7 +1,13 @@
 import { join } from "node:path";
 import { SafetensorsCheckpoint } from "@merge/tensor-io";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type DeltaSource, foldDelta, type WeightDelta } from "../src/index.js";
+import {
+  DELTA_PROJECTIONS,
+  type DeltaSource,
+  foldDelta,
+  isDeltaTarget,
+  type WeightDelta,
+} from "../src/index.js";
 import {
   buildAndOpen,
   FIXTURES,
@@ -83,6 +89,16 @@ describe("weight deltas (mistral + random PEFT LoRA)", () => {
         expect(new Set(src.asked).size).toBe(14);
       });
 
+      it("asks exactly for model.layers.N.<DELTA_PROJECTIONS>, all of which isDeltaTarget accepts", () => {
+        const expected = [0, 1].flatMap((l) =>
+          DELTA_PROJECTIONS.map((suffix) => `model.layers.${l}.${suffix}`),
+        );
+        expect([...src.asked].sort()).toEqual(expected.sort());
+        expect(src.asked.every(isDeltaTarget)).toBe(true);
+        // The PEFT adapter targets the same module names.
+        expect([...lora.keys()].sort()).toEqual(expected.sort());
+      });
+
       it("logits equal transformers + PEFT with the LoRA applied", async () => {
         const got = await r.runner.logits(ref.rows);
         expect(maxDiffValid(got, ref.logits, ref.mask, V)).toBeLessThanOrEqual(1e-4);
@@ -112,6 +128,34 @@ describe("weight deltas (mistral + random PEFT LoRA)", () => {
     } finally {
       await r.cleanup();
     }
+  });
+
+  it("isDeltaTarget accepts only model.layers.N.<projection>", () => {
+    expect(DELTA_PROJECTIONS).toEqual([
+      "self_attn.q_proj",
+      "self_attn.k_proj",
+      "self_attn.v_proj",
+      "self_attn.o_proj",
+      "mlp.gate_proj",
+      "mlp.up_proj",
+      "mlp.down_proj",
+    ]);
+    expect(isDeltaTarget("model.layers.0.self_attn.q_proj")).toBe(true);
+    expect(isDeltaTarget("model.layers.31.mlp.down_proj")).toBe(true);
+    for (const bad of [
+      "model.embed_tokens",
+      "lm_head",
+      "model.norm",
+      "model.layers.0.input_layernorm",
+      "model.layers.0.self_attn.qkv_proj",
+      "model.layers.0.mlp.gate_up_proj",
+      "model.layers.x.self_attn.q_proj",
+      "model.layers.01.self_attn.q_proj",
+      "layers.0.self_attn.q_proj",
+      "model.layers.0.self_attn.q_proj.weight",
+      "base_model.model.model.layers.0.self_attn.q_proj",
+    ])
+      expect(isDeltaTarget(bad), bad).toBe(false);
   });
 
   it("foldDelta: low-rank fold equals the dense product", () => {

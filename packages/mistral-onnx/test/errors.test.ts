@@ -1,11 +1,13 @@
 import { copyFile, readdir, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { SafetensorsCheckpoint, writeSafetensors } from "@merge/tensor-io";
-import { afterEach, describe, expect, it } from "vitest";
+import { afterEach, describe, expect, it, vi } from "vitest";
 import {
   buildOnnxModel,
   MistralOnnxError,
   MistralRunner,
+  ONNX_DATA_FILE,
+  ONNX_FILE,
   parseMistralConfig,
 } from "../src/index.js";
 import { FIXTURES, tempDir } from "./helpers.js";
@@ -142,6 +144,40 @@ describe("weight errors", () => {
     );
   });
 
+  it("closes the checkpoint when the output folder cannot be created", async () => {
+    const t = await tempDir("notdir");
+    cleanups.push(t.cleanup);
+    const blocker = join(t.dir, "file");
+    await writeFile(blocker, "not a folder");
+    const close = vi.spyOn(SafetensorsCheckpoint.prototype, "close");
+    try {
+      await expect(
+        buildOnnxModel({ modelDir: MISTRAL, outDir: join(blocker, "out") }),
+      ).rejects.toThrow();
+      expect(close).toHaveBeenCalledTimes(1);
+    } finally {
+      close.mockRestore();
+    }
+  });
+
+  it("a build that fails after writing weights leaves no temp or final file", async () => {
+    const out = await outDir();
+    const deltas = {
+      // Fails on the last layer's last projection, after most weights went to the data file.
+      get: async (m: string) => {
+        if (m === "model.layers.1.mlp.down_proj") throw new Error("delta source failed");
+        return undefined;
+      },
+    };
+    await expect(buildOnnxModel({ modelDir: MISTRAL, outDir: out, deltas })).rejects.toThrow(
+      "delta source failed",
+    );
+    expect(await readdir(out)).toEqual([]);
+    // And a good build leaves exactly the two files.
+    await buildOnnxModel({ modelDir: MISTRAL, outDir: out });
+    expect((await readdir(out)).sort()).toEqual([ONNX_FILE, ONNX_DATA_FILE].sort());
+  });
+
   it("an unsupported config stops the build before any file is written", async () => {
     const t = await tempDir("cfg");
     cleanups.push(t.cleanup);
@@ -180,6 +216,27 @@ describe("runner input errors and providers", () => {
       expect(s[1]?.tokens).toBeGreaterThan(0);
     } finally {
       await runner.close();
+    }
+  });
+
+  it("an unloadable model is a MistralOnnxError naming the file, with or without the CUDA fallback", async () => {
+    const out = await outDir();
+    const onnxPath = join(out, ONNX_FILE);
+    await writeFile(onnxPath, "not an onnx model");
+    for (const executionProvider of ["cpu", "cuda"] as const) {
+      const error = await MistralRunner.create({
+        onnxPath,
+        modelDir: MISTRAL,
+        executionProvider,
+        threads: 1,
+        onWarning: () => {},
+      }).then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+      expect(error, executionProvider).toBeInstanceOf(MistralOnnxError);
+      expect((error as MistralOnnxError).file).toBe(onnxPath);
+      expect((error as Error).message).toContain(onnxPath);
     }
   });
 });

@@ -29,7 +29,10 @@ export interface ScoreRef {
 export interface ModelReference {
   batchTexts: string[];
   generations: GenerationRef[];
+  /** Joined (lm-evaluation-harness) rule. */
   scores: ScoreRef[];
+  /** "separate" rule: contextIds = enc(prompt) with BOS, continuationIds = enc(choice) alone. */
+  scoresSeparate: ScoreRef[];
 }
 
 /** A left-padded batch and transformers' logits for it (pad positions zeroed). */

@@ -1,6 +1,6 @@
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { MistralRunner } from "../src/index.js";
+import { type MistralRunner, separateContinuationTokens } from "../src/index.js";
 import {
   buildAndOpen,
   FIXTURES,
@@ -172,5 +172,34 @@ describe.each(MODELS)("%s: parity with transformers (fp32)", (kind) => {
         expect(Math.abs(r.mean - c.mean)).toBeLessThanOrEqual(TOL);
       });
     }
+  });
+
+  it('default ("separate") scores match PyTorch over enc(prompt) + enc(choice alone)', async () => {
+    expect(json.scoresSeparate.length).toBeGreaterThan(0);
+    let differsFromJoined = false;
+    for (const [k, s] of json.scoresSeparate.entries()) {
+      const got = await runner.scoreContinuations(
+        s.prompt,
+        s.choices.map((c) => c.choice),
+      ); // default tokenization
+      const toks = separateContinuationTokens(
+        runner.tokenizer,
+        s.prompt,
+        s.choices.map((c) => c.choice),
+      );
+      expect(toks.continuations).toEqual(s.choices.map((c) => c.continuationIds));
+      for (const c of s.choices) expect(toks.context).toEqual(c.contextIds);
+      s.choices.forEach((c, i) => {
+        const r = got[i] as { sum: number; mean: number; tokens: number };
+        expect(r.tokens).toBe(c.tokens);
+        expect(Math.abs(r.sum - c.sum)).toBeLessThanOrEqual(TOL * c.tokens);
+        expect(Math.abs(r.mean - c.mean)).toBeLessThanOrEqual(TOL);
+        const joined = json.scores[k]?.choices[i];
+        if (joined && joined.continuationIds.join() !== c.continuationIds.join())
+          differsFromJoined = true;
+      });
+    }
+    // The fixture covers a case where the two rules tokenize a choice differently.
+    expect(differsFromJoined).toBe(true);
   });
 });

@@ -6,10 +6,20 @@ import { randomBytes } from "node:crypto";
 import { type FileHandle, mkdir, open, rename, rm } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
 
-export async function writeFileAtomic(
-  path: string,
-  write: (handle: FileHandle) => Promise<void>,
-): Promise<void> {
+/** What writeFileAtomic puts in the file: bytes, UTF-8 text, or a callback writing to the temp handle. */
+export type AtomicFileContent = Uint8Array | string | ((handle: FileHandle) => Promise<void>);
+
+/**
+ * Writes `content` to a temp file next to `path`, fsyncs it, then renames it over `path`
+ * (creating the folder if needed). On any error the temp file is removed and `path` is untouched.
+ */
+export async function writeFileAtomic(path: string, content: AtomicFileContent): Promise<void> {
+  const write =
+    typeof content === "function"
+      ? content
+      : async (handle: FileHandle) => {
+          await handle.writeFile(content, typeof content === "string" ? "utf8" : undefined);
+        };
   const folder = dirname(path);
   await mkdir(folder, { recursive: true });
   // Hidden temp name in the same folder so the rename stays on one filesystem.
@@ -30,8 +40,7 @@ export async function writeFileAtomic(
   }
 }
 
+/** writeFileAtomic for UTF-8 text. */
 export async function writeTextAtomic(path: string, text: string): Promise<void> {
-  await writeFileAtomic(path, async (handle) => {
-    await handle.writeFile(text, "utf8");
-  });
+  await writeFileAtomic(path, text);
 }

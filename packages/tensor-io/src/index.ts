@@ -1,3 +1,4 @@
+export { type AtomicFileContent, writeFileAtomic, writeTextAtomic } from "./atomic.js";
 export { DTYPE_SIZE, type DType } from "./dtypes.js";
 export { PeftAdapterError, SafetensorsError, SourceError, TensorIoError } from "./errors.js";
 export {

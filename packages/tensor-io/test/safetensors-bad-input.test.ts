@@ -192,6 +192,28 @@ describe("SafetensorsFile rejects malformed files with a SafetensorsError naming
       await expect(SafetensorsCheckpoint.open(dir)).rejects.toBeInstanceOf(SafetensorsError);
     });
   });
+
+  it("a folder with both model.safetensors and an index is ambiguous, not silently one of them", async () => {
+    await withTempDir(async (dir) => {
+      await writeFile(join(dir, "model.safetensors"), build(ok, 8));
+      await writeFile(join(dir, "s1.safetensors"), build(ok, 8));
+      await writeFile(
+        join(dir, "model.safetensors.index.json"),
+        JSON.stringify({ weight_map: { a: "s1.safetensors" } }),
+      );
+      const error = await SafetensorsCheckpoint.open(dir).then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+      expect(error).toBeInstanceOf(SafetensorsError);
+      expect((error as SafetensorsError).message).toMatch(
+        /both model\.safetensors and .*ambiguous/,
+      );
+      // Naming the file directly still works.
+      const single = await SafetensorsCheckpoint.open(join(dir, "model.safetensors"));
+      await single.close();
+    });
+  });
 });
 
 describe("mutation test: seeded random header corruptions", () => {

@@ -1,4 +1,4 @@
-import { mkdir, readFile, readlink, symlink, writeFile } from "node:fs/promises";
+import { mkdir, readdir, readFile, readlink, symlink, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { SourceError, resolveSource } from "../src/index.js";
@@ -283,6 +283,26 @@ describe("resolveSource: Hub repos online (mocked Hub, no network)", () => {
         }),
       );
       expect(missing.message).toMatch(/"nope\.bin" is not in acme\/tiny-model@main/);
+    });
+  });
+
+  it("a refs/<revision> that cannot be written is a SourceError naming the ref file", async () => {
+    await withTempDir(async (cacheDir) => {
+      const ref = join(cacheDir, "models--acme--tiny-model", "refs", "main");
+      // A folder where the ref file belongs makes the (atomic) rename fail.
+      await mkdir(join(ref, "blocker"), { recursive: true });
+      const error = await sourceError(
+        resolveSource("acme/tiny-model@main", {
+          cacheDir,
+          fetch: fakeHub(FILES).fetch,
+          hubUrl: "https://hub.test",
+          files: ["config.json"],
+        }),
+      );
+      expect(error.file).toBe(ref);
+      expect(error.message).toMatch(/cannot record revision "main"/);
+      // No temp file is left next to it.
+      expect(await readdir(join(cacheDir, "models--acme--tiny-model", "refs"))).toEqual(["main"]);
     });
   });
 

@@ -25,10 +25,6 @@ export class ExternalDataWriter {
     return new ExternalDataWriter(handle, tmpPath, finalPath, location);
   }
 
-  get bytesWritten(): number {
-    return this.offset;
-  }
-
   /** Writes one tensor and returns its TensorProto pointing into the data file. */
   async write(
     name: string,

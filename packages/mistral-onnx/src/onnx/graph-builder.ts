@@ -95,12 +95,6 @@ export class GraphBuilder {
     return name;
   }
 
-  /** A small inline tensor from already-encoded bytes (e.g. float16). */
-  inlineRaw(name: string, elem: ElemType, dims: number[], raw: Uint8Array): string {
-    this.initializers.push(inlineTensor(name, elem, dims, raw));
-    return name;
-  }
-
   /** A weight: its bytes go to the external data file now. */
   async weight(name: string, elem: ElemType, dims: number[], bytes: Uint8Array): Promise<string> {
     this.initializers.push(await this.data.write(name, elem, dims, bytes));

@@ -77,16 +77,25 @@ export class SafetensorsCheckpoint {
   }
 
   /**
-   * Opens a directory holding model.safetensors or model.safetensors.index.json, a
-   * `.safetensors` file, or a `*.safetensors.index.json` file.
+   * Opens a directory holding model.safetensors or model.safetensors.index.json (exactly one of
+   * them: both is a SafetensorsError), a `.safetensors` file, or a `*.safetensors.index.json` file.
    */
   static async open(pathOrDir: string): Promise<SafetensorsCheckpoint> {
     const path = resolve(pathOrDir);
     if (await isDirectory(path)) {
-      if (await isFile(join(path, SINGLE_FILE_NAME)))
-        return SafetensorsCheckpoint.openSingle(join(path, SINGLE_FILE_NAME));
-      if (await isFile(join(path, INDEX_FILE_NAME)))
-        return SafetensorsCheckpoint.openSharded(join(path, INDEX_FILE_NAME));
+      const hasSingle = await isFile(join(path, SINGLE_FILE_NAME));
+      const hasIndex = await isFile(join(path, INDEX_FILE_NAME));
+      // Both present usually means a re-save left a stale copy behind; silently picking one
+      // could load old weights, so the caller must name the file it means.
+      if (hasSingle && hasIndex) {
+        throw new SafetensorsError(
+          `folder has both ${SINGLE_FILE_NAME} and ${INDEX_FILE_NAME}, so the checkpoint is ambiguous; ` +
+            "remove the stale one or open the file you mean directly",
+          path,
+        );
+      }
+      if (hasSingle) return SafetensorsCheckpoint.openSingle(join(path, SINGLE_FILE_NAME));
+      if (hasIndex) return SafetensorsCheckpoint.openSharded(join(path, INDEX_FILE_NAME));
       throw new SafetensorsError(
         `folder has neither ${SINGLE_FILE_NAME} nor ${INDEX_FILE_NAME}`,
         path,

@@ -4,9 +4,9 @@
  * HF_HUB_OFFLINE=1 only the cache is used. The token is passed to the library and never put
  * into a message.
  */
-import { mkdir, writeFile } from "node:fs/promises";
-import { dirname, join } from "node:path";
+import { join } from "node:path";
 import { downloadFileToCacheDir, type ListFileEntry, listFiles, modelInfo } from "@huggingface/hub";
+import { writeTextAtomic } from "../atomic.js";
 import { SourceError } from "../errors.js";
 import {
   COMMIT_HASH,
@@ -178,8 +178,18 @@ async function resolveOnline(
       );
     }
     // Record the ref like huggingface_hub does, so offline runs find this revision.
-    await mkdir(dirname(refPath(cacheDir, repo, revision)), { recursive: true });
-    await writeFile(refPath(cacheDir, repo, revision), commit);
+    const ref = refPath(cacheDir, repo, revision);
+    try {
+      // Atomic, so a concurrent or interrupted run never reads a truncated commit hash.
+      await writeTextAtomic(ref, commit);
+    } catch (cause) {
+      throw new SourceError(
+        `cannot record revision ${JSON.stringify(revision)} in the Hub cache`,
+        ref,
+        undefined,
+        { cause },
+      );
+    }
   }
 
   const entries: ListFileEntry[] = [];

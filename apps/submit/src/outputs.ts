@@ -1,0 +1,59 @@
+import { basename, dirname, join, resolve } from "node:path";
+import { SubmitError } from "./errors.js";
+import { resolveFrom } from "./workspace.js";
+
+/** One CSV to answer and where its predictions go. */
+export interface OutputJob {
+  /** The input as given (flag or config), for messages. */
+  spec: string;
+  input: string;
+  out: string;
+  labelled: boolean;
+}
+
+/**
+ * Decides the predictions file of every input: the unlabelled data CSV writes to `outPath`,
+ * each labelled CSV to `<out dir>/<its file name>`. Refuses any two inputs that would write
+ * the same file (or an input that would be overwritten by its own predictions), since the
+ * later one would silently replace the other's predictions.
+ */
+export function planOutputs(
+  root: string,
+  outPath: string,
+  data: string | undefined,
+  labelled: readonly string[],
+): OutputJob[] {
+  const jobs: OutputJob[] = [];
+  if (data !== undefined) {
+    jobs.push({
+      spec: data,
+      input: resolveFrom(root, data),
+      out: resolve(outPath),
+      labelled: false,
+    });
+  }
+  const outDir = dirname(resolve(outPath));
+  for (const spec of labelled) {
+    const input = resolveFrom(root, spec);
+    jobs.push({ spec, input, out: join(outDir, basename(input)), labelled: true });
+  }
+  const byOut = new Map<string, OutputJob>();
+  for (const job of jobs) {
+    const what = (j: OutputJob) => (j.labelled ? `--eval-labelled ${j.spec}` : `--data ${j.spec}`);
+    if (job.input === job.out) {
+      throw new SubmitError(
+        `${what(job)}: its predictions would be written to ${job.out}, over the input itself; pass a different --out folder`,
+      );
+    }
+    const other = byOut.get(job.out);
+    if (other !== undefined) {
+      throw new SubmitError(
+        `${what(other)} and ${what(job)} would both write predictions to ${job.out}${
+          other.labelled ? "" : " (the --out file)"
+        }; rename one of the labelled files or pass a different --out`,
+      );
+    }
+    byOut.set(job.out, job);
+  }
+  return jobs;
+}
