@@ -54,7 +54,7 @@ function listSome(items: readonly string[], n = 5): string {
  * deltas to (a decoder projection, see DELTA_PROJECTIONS), exist in the base as a 2-D
  * `<module>.weight`, and its LoRA factors must give an out × in delta of the same shape. An
  * adapter with other tensors (modules_to_save copies) is refused: they would be dropped.
- * Reads each module once (adapters are small) and drops it, so errors come before any work.
+ * Uses the adapters' headers only, so errors come before any tensor is read.
  */
 export async function planMerge(
   base: SafetensorsCheckpoint,
@@ -88,10 +88,12 @@ export async function planMerge(
     }
     for (const m of modules) {
       const want = baseShape(base, m)!;
-      const lora = await readLora(expert, m);
-      if (lora.outFeatures !== want.outFeatures || lora.inFeatures !== want.inFeatures) {
+      // Header shapes suffice: PeftAdapter.open already checked A (r × in) against B (out × r).
+      const info = expert.adapter.moduleInfo(m);
+      const [outFeatures, inFeatures] = [info.bShape[0], info.aShape[1]];
+      if (outFeatures !== want.outFeatures || inFeatures !== want.inFeatures) {
         throw new ExpertMismatchError(
-          `expert ${expert.label} does not match base ${baseLabel}: module ${m} gives a ${lora.outFeatures}×${lora.inFeatures} delta (rank ${lora.rank}), the base weight is ${want.outFeatures}×${want.inFeatures}`,
+          `expert ${expert.label} does not match base ${baseLabel}: module ${m} gives a ${outFeatures}×${inFeatures} delta (rank ${info.rank}), the base weight is ${want.outFeatures}×${want.inFeatures}`,
         );
       }
       plan.set(m, want);

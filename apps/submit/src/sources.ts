@@ -1,7 +1,7 @@
 import { existsSync, statSync } from "node:fs";
 import { readdir, stat } from "node:fs/promises";
 import { join, relative } from "node:path";
-import { resolveSource } from "@merge/tensor-io";
+import { parseSourceSpec, resolveSource, type SourceSpec } from "@merge/tensor-io";
 import { SubmitError } from "./errors.js";
 import { resolveFrom } from "./workspace.js";
 
@@ -34,16 +34,10 @@ export const BASE_FILES = [
 ];
 export const ADAPTER_FILES = ["adapter_config.json", "adapter_model.safetensors"];
 
-const HUB_SPEC = /^[A-Za-z0-9][\w.-]*\/[\w.-]+(@[\w./-]+)?$/;
-
 function zooHint(spec: string): string {
   return spec.replace(/\\/g, "/").startsWith("data/zoo")
     ? " The embedded default model (data/zoo) is missing or incomplete: restore it from the repository (git checkout / git lfs pull), or pass --config configs/mistral-7b.yaml or a config of your own."
     : "";
-}
-
-function isLocalSpec(root: string, spec: string): boolean {
-  return /^(\.{1,2}[\\/]|[\\/]|[A-Za-z]:[\\/])/.test(spec) || existsSync(resolveFrom(root, spec));
 }
 
 async function localFingerprint(dir: string): Promise<string> {
@@ -95,8 +89,18 @@ export async function resolveModelSource(
   hub: { offline?: boolean; cacheDir?: string },
 ): Promise<ModelSource> {
   const required = role === "base" ? ["config.json"] : ADAPTER_FILES;
-  if (isLocalSpec(root, spec)) {
-    const dir = resolveFrom(root, spec);
+  let parsed: SourceSpec;
+  try {
+    parsed = await parseSourceSpec(spec, { baseDir: root });
+  } catch (err) {
+    throw new SubmitError(
+      `${role} "${spec}": neither an existing folder (relative to ${root}) nor a Hub "owner/name@revision".${zooHint(spec)}`,
+      1,
+      { cause: err },
+    );
+  }
+  if (parsed.kind === "local") {
+    const dir = parsed.path;
     if (!existsSync(dir) || !statSync(dir).isDirectory()) {
       throw new SubmitError(`${role} "${spec}": folder ${dir} does not exist.${zooHint(spec)}`);
     }
@@ -108,11 +112,6 @@ export async function resolveModelSource(
     }
     const label = relative(root, dir).startsWith("..") ? dir : relative(root, dir);
     return { spec, label, dir, kind: "local", fingerprint: await localFingerprint(dir) };
-  }
-  if (!HUB_SPEC.test(spec)) {
-    throw new SubmitError(
-      `${role} "${spec}": neither an existing folder (relative to ${root}) nor a Hub "owner/name@revision".${zooHint(spec)}`,
-    );
   }
   let resolved: Awaited<ReturnType<typeof resolveSource>>;
   try {

@@ -21,6 +21,7 @@ export {
   writePeftAdapter,
 } from "./peft/writer.js";
 export { type ProgressEvent, printProgress } from "./sources/progress.js";
+export { parseSourceSpec, type SourceSpec } from "./sources/spec.js";
 export {
   type ResolvedSource,
   type ResolveSourceOptions,

@@ -96,6 +96,21 @@ describe("PeftAdapter reads Python peft's save_pretrained output bit-exactly", (
       await expect(adapter.readModule("model.layers.9.mlp.up_proj")).rejects.toBeInstanceOf(
         PeftAdapterError,
       );
+      expect(() => adapter.moduleInfo("model.layers.9.mlp.up_proj")).toThrow(PeftAdapterError);
+    } finally {
+      await adapter.close();
+    }
+  });
+
+  it("moduleInfo gives each module's rank, alpha and shapes without reading data", async () => {
+    const adapter = await PeftAdapter.open(join(PY, "peft-adapter"));
+    try {
+      for (const module of adapter.modules()) {
+        const { A, B, ...rest } = await adapter.readModule(module);
+        expect(adapter.moduleInfo(module)).toEqual(rest);
+        expect(A.length).toBe(rest.aShape[0] * rest.aShape[1]);
+        expect(B.length).toBe(rest.bShape[0] * rest.bShape[1]);
+      }
     } finally {
       await adapter.close();
     }

@@ -1,7 +1,7 @@
 import { mkdir, readdir, readFile, readlink, symlink, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { SourceError, resolveSource } from "../src/index.js";
+import { parseSourceSpec, SourceError, resolveSource } from "../src/index.js";
 import { withTempDir } from "./helpers.js";
 
 const SHA = "0123456789abcdef0123456789abcdef01234567";
@@ -86,6 +86,32 @@ describe("resolveSource: local folders", () => {
       expect(missingFile.file).toBe(join(dir, "tokenizer.json"));
       await sourceError(resolveSource(join(dir, "nope")));
       await sourceError(resolveSource("not a spec!"));
+    });
+  });
+});
+
+describe("parseSourceSpec", () => {
+  it("resolves relative folders against baseDir, else reads owner/name@revision", async () => {
+    await withTempDir(async (dir) => {
+      await mkdir(join(dir, "acme", "tiny"), { recursive: true });
+      // An existing folder wins over a Hub name that looks the same (as in from_pretrained).
+      expect(await parseSourceSpec("acme/tiny", { baseDir: dir })).toEqual({
+        kind: "local",
+        path: join(dir, "acme", "tiny"),
+      });
+      expect(await parseSourceSpec("./x/y", { baseDir: dir })).toEqual({
+        kind: "local",
+        path: join(dir, "x", "y"),
+      });
+      expect(await parseSourceSpec("acme/other@v1.0", { baseDir: dir })).toEqual({
+        kind: "hub",
+        repo: "acme/other",
+        revision: "v1.0",
+      });
+      expect(await parseSourceSpec("acme/other", { baseDir: dir })).toMatchObject({
+        revision: "main",
+      });
+      await sourceError(parseSourceSpec("data/zoo/base", { baseDir: dir }));
     });
   });
 });

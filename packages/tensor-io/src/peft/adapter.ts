@@ -196,8 +196,19 @@ export class PeftAdapter {
       .sort();
   }
 
-  /** One module's factors decoded to Float32. */
-  async readModule(module: string): Promise<PeftLoraModuleTensors> {
+  /** One module's rank, alpha and factor shapes, from the header alone (no tensor data read). */
+  moduleInfo(module: string): Omit<PeftLoraModuleTensors, "A" | "B"> {
+    const entry = this.entry(module);
+    return {
+      module,
+      rank: entry.rank,
+      alpha: entry.alpha,
+      aShape: [entry.a.shape[0]!, entry.a.shape[1]!],
+      bShape: [entry.b.shape[0]!, entry.b.shape[1]!],
+    };
+  }
+
+  private entry(module: string): ModuleEntry {
     const entry = this.byModule.get(module);
     if (entry === undefined) {
       throw new PeftAdapterError(
@@ -205,18 +216,16 @@ export class PeftAdapter {
         this.weights.path,
       );
     }
+    return entry;
+  }
+
+  /** One module's factors decoded to Float32. */
+  async readModule(module: string): Promise<PeftLoraModuleTensors> {
+    const entry = this.entry(module);
     // Sequential reads: only this module's two tensors are in memory.
     const A = await this.weights.readF32(entry.a.name);
     const B = await this.weights.readF32(entry.b.name);
-    return {
-      module,
-      rank: entry.rank,
-      alpha: entry.alpha,
-      A,
-      aShape: [entry.a.shape[0]!, entry.a.shape[1]!],
-      B,
-      bShape: [entry.b.shape[0]!, entry.b.shape[1]!],
-    };
+    return { ...this.moduleInfo(module), A, B };
   }
 
   async close(): Promise<void> {

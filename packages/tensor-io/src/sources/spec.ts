@@ -22,10 +22,18 @@ async function isDirectory(path: string): Promise<boolean> {
   }
 }
 
-export async function parseSourceSpec(spec: string): Promise<SourceSpec> {
+/**
+ * Classifies a spec. Relative local paths resolve against `options.baseDir` (default: the
+ * current directory), so a CLI can resolve config paths against its project root.
+ */
+export async function parseSourceSpec(
+  spec: string,
+  options: { baseDir?: string } = {},
+): Promise<SourceSpec> {
+  const path = resolve(options.baseDir ?? ".", spec);
   const explicitPath =
     isAbsolute(spec) || spec === "." || spec === ".." || /^\.\.?[\\/]/.test(spec);
-  if (explicitPath || (await isDirectory(spec))) return { kind: "local", path: resolve(spec) };
+  if (explicitPath || (await isDirectory(path))) return { kind: "local", path };
   const m = HUB_SPEC.exec(spec);
   if (m === null) {
     throw new SourceError(
