@@ -16,6 +16,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 from build_data import GENERATOR_SEED, GENERATOR_VERSION, REPO, ZOO, atomic_write  # noqa: E402
+from families import HELD_IN, HELD_OUT  # noqa: E402
 
 
 def unpack(device_dir: Path) -> None:
@@ -70,7 +71,7 @@ def reference_md(results: dict) -> str:
         "",
         "## Summary (accuracy %, mean over families)",
         "",
-        "| model | own families | held-in (13) | held-out (4) |",
+        f"| model | own families | held-in ({len(HELD_IN)}) | held-out ({len(HELD_OUT)}) |",
         "| --- | ---: | ---: | ---: |",
     ]
 
