@@ -66,6 +66,18 @@ export function concatenate(
   return { A, B, rank: total, outFeatures: m, inFeatures: n };
 }
 
+/** The rank-0 SVD of an m × n zero matrix. */
+export function emptySvd(m: number, n: number): LowRankSvd {
+  return {
+    U: new Float64Array(0),
+    S: new Float64Array(0),
+    V: new Float64Array(0),
+    rank: 0,
+    outFeatures: m,
+    inFeatures: n,
+  };
+}
+
 /**
  * Exact thin SVD of B·A without forming it: B = Q_b R_b, Aᵀ = Q_a R_a, then the SVD of the
  * small core R_b R_aᵀ = U_k S V_kᵀ gives U = Q_b U_k, V = Q_a V_k. O((m + n)·r²) time and memory.
@@ -79,14 +91,7 @@ export function lowRankSvd(f: LowRank): LowRankSvd {
     );
   }
   if (r === 0 || m === 0 || n === 0) {
-    return {
-      U: new Float64Array(0),
-      S: new Float64Array(0),
-      V: new Float64Array(0),
-      rank: 0,
-      outFeatures: m,
-      inFeatures: n,
-    };
+    return emptySvd(m, n);
   }
   const qb = thinQr(B, m, r);
   const qa = thinQr(A, n, r, true);

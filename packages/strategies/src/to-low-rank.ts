@@ -10,14 +10,8 @@ import {
 } from "@merge/lora";
 import { type MergeResult, StrategyError } from "./types.js";
 
-export interface LowRankMergeResult {
-  kind: "lowrank";
-  A: Float32Array;
-  B: Float32Array;
-  rank: number;
-  outFeatures: number;
-  inFeatures: number;
-}
+/** The low-rank arm of MergeResult: ΔW = B·A, scale folded in. */
+export type LowRankMergeResult = Extract<MergeResult, { kind: "lowrank" }>;
 
 export interface ToLowRankOptions {
   /** Largest rank to keep. */
@@ -81,4 +75,30 @@ export function lowRankResult(f: {
     outFeatures: f.outFeatures,
     inFeatures: f.inFeatures,
   };
+}
+
+/**
+ * LoRA factors from chosen directions of a factorisation U·diag(·)·Vᵀ (U: m × q, V: n × q,
+ * row-major): column c of B is value_c · U[:, k_c] and row c of A is aScale · V[:, k_c]ᵀ.
+ */
+export function factorsFromDirections(
+  U: ArrayLike<number>,
+  V: ArrayLike<number>,
+  q: number,
+  directions: ReadonlyArray<{ k: number; value: number }>,
+  outFeatures: number,
+  inFeatures: number,
+  aScale = 1,
+): LowRankMergeResult {
+  const m = outFeatures;
+  const n = inFeatures;
+  const rank = directions.length;
+  const B = new Float32Array(m * rank);
+  const A = new Float32Array(rank * n);
+  for (let c = 0; c < rank; c++) {
+    const { k, value } = directions[c]!;
+    for (let i = 0; i < m; i++) B[i * rank + c] = U[i * q + k]! * value;
+    for (let j = 0; j < n; j++) A[c * n + j] = aScale * V[j * q + k]!;
+  }
+  return { kind: "lowrank", A, B, rank, outFeatures: m, inFeatures: n };
 }

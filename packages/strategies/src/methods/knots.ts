@@ -7,6 +7,7 @@ import {
   type ModuleMergeInput,
   StrategyError,
 } from "../types.js";
+import { factorsFromDirections } from "../to-low-rank.js";
 import { SINGULAR_TOLERANCE } from "./osm.js";
 
 export interface KnotsHyper extends Record<string, unknown> {
@@ -137,15 +138,11 @@ export function mergeKnots(input: ModuleMergeInput, h: KnotsHyper, ctx: MergeCon
     merged[j] = agree === 0 ? 0 : acc / agree;
   }
   // ΔW = U S (λ V_merged)ᵀ: B = U·diag(S), A = λ·V_mergedᵀ.
-  const B = new Float32Array(m * q);
-  const A = new Float32Array(q * n);
-  for (let i = 0; i < m; i++)
-    for (let c = 0; c < q; c++) B[i * q + c] = basis.U[i * q + c]! * basis.S[c]!;
-  for (let c = 0; c < q; c++)
-    for (let j = 0; j < n; j++) A[c * n + j] = h.lambda * merged[j * q + c]!;
-  if (!A.every(Number.isFinite))
+  const directions = Array.from({ length: q }, (_, k) => ({ k, value: basis.S[k]! }));
+  const result = factorsFromDirections(basis.U, merged, q, directions, m, n, h.lambda);
+  if (!result.A.every(Number.isFinite))
     throw new StrategyError("knots produced non-finite factors", module);
-  return { kind: "lowrank", A, B, rank: q, outFeatures: m, inFeatures: n };
+  return result;
 }
 
 export const knots = defineStrategy<KnotsHyper>({

@@ -6,6 +6,7 @@ import {
   type ModuleMergeInput,
   StrategyError,
 } from "../types.js";
+import { factorsFromDirections } from "../to-low-rank.js";
 
 /** Directions with s_k ≤ this fraction of s_0 are numerically absent and are dropped. */
 export const SINGULAR_TOLERANCE = 1e-10;
@@ -91,14 +92,7 @@ export function mergeOsm(input: ModuleMergeInput, h: OsmHyper, ctx: MergeContext
     merged.map((x) => x.value),
     { energy: h.energy, ...(h.rank > 0 ? { rank: h.rank } : {}) },
   );
-  const B = new Float32Array(m * keep);
-  const A = new Float32Array(keep * n);
-  for (let c = 0; c < keep; c++) {
-    const { k, value } = merged[c]!;
-    for (let i = 0; i < m; i++) B[i * keep + c] = a.U[i * q + k]! * value;
-    for (let j = 0; j < n; j++) A[c * n + j] = a.V[j * q + k]!;
-  }
-  return { kind: "lowrank", A, B, rank: keep, outFeatures: m, inFeatures: n };
+  return factorsFromDirections(a.U, a.V, q, merged.slice(0, keep), m, n);
 }
 
 export const osm = defineStrategy<OsmHyper>({

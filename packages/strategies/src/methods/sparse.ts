@@ -1,5 +1,5 @@
 import { type DropMaskSource, seededDropMasks } from "../drop-mask.js";
-import { mergeElementwise } from "../elementwise.js";
+import { type ElementwiseSpec, mergeElementwise } from "../elementwise.js";
 import { checkRange, defineStrategy, expertWeights } from "../hyper.js";
 import {
   type MergeContext,
@@ -76,6 +76,17 @@ export const magnitudePrune = defineStrategy({
   },
 });
 
+/** The DARE variants' shared step: drop-and-rescale with `masks` at rate p, then `combination`. */
+function mergeDropped(
+  input: ModuleMergeInput,
+  weights: readonly number[],
+  p: number,
+  masks: DropMaskSource,
+  combination: Pick<ElementwiseSpec, "combine" | "majoritySign" | "outputScale">,
+): MergeResult {
+  return mergeElementwise(input, { weights, drop: { p, masks }, ...combination });
+}
+
 /** DARE + task arithmetic: λ · Σ w_i · mask_i ⊙ ΔW_i / (1 − p). `masks` defaults to seeded ones. */
 export function mergeDare(
   input: ModuleMergeInput,
@@ -83,9 +94,7 @@ export function mergeDare(
   ctx: MergeContext,
   masks: DropMaskSource = seededDropMasks(ctx.seed, input.module, h.p),
 ): MergeResult {
-  return mergeElementwise(input, {
-    weights: expertWeights(input, ctx),
-    drop: { p: h.p, masks },
+  return mergeDropped(input, expertWeights(input, ctx), h.p, masks, {
     combine: "sum",
     outputScale: h.lambda,
   });
@@ -99,9 +108,7 @@ export function mergeDareLinear(
   masks: DropMaskSource = seededDropMasks(ctx.seed, input.module, h.p),
 ): MergeResult {
   const w = expertWeights(input, ctx);
-  return mergeElementwise(input, {
-    weights: w,
-    drop: { p: h.p, masks },
+  return mergeDropped(input, w, h.p, masks, {
     combine: "sum",
     outputScale: h.normalize ? normalisingScale("dare_linear", input, w) : 1,
   });
@@ -114,9 +121,7 @@ export function mergeDareTies(
   ctx: MergeContext,
   masks: DropMaskSource = seededDropMasks(ctx.seed, input.module, h.p),
 ): MergeResult {
-  return mergeElementwise(input, {
-    weights: expertWeights(input, ctx),
-    drop: { p: h.p, masks },
+  return mergeDropped(input, expertWeights(input, ctx), h.p, masks, {
     combine: "disjoint_mean",
     majoritySign: h.majoritySign as MajoritySign,
     outputScale: h.lambda,
