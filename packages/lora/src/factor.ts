@@ -105,6 +105,7 @@ export function lowRankSvd(f: LowRank): LowRankSvd {
 /**
  * How many leading components to keep: at most `rank`, and the fewest whose squared singular
  * values reach `energy` (a fraction of Σ s², 1 = all). Exactly-zero components are never kept.
+ * Throws a LoraError on NaN/±Inf in S instead of silently choosing rank 0.
  */
 export function chooseRank(
   S: ArrayLike<number>,
@@ -118,6 +119,12 @@ export function chooseRank(
   let total = 0;
   let nonzero = 0;
   for (let i = 0; i < S.length; i++) {
+    // NaN fails every comparison below and would silently select rank 0.
+    if (!Number.isFinite(S[i]!)) {
+      throw new LoraError(
+        `singular value ${i} is ${S[i]}, expected a finite number (non-finite input factors?)`,
+      );
+    }
     total += S[i]! * S[i]!;
     if (S[i]! > 0) nonzero = i + 1;
   }

@@ -18,6 +18,8 @@ export {
   matmulTransB,
   type SmallSvd,
   smallSvd,
+  type SymmetricEigen,
+  symmetricEigen,
   type ThinQr,
   thinQr,
   transpose,

@@ -236,3 +236,80 @@ export function smallSvd(a: Floats, rows: number, cols: number): SmallSvd {
   });
   return { u, s, v, q: n };
 }
+
+export interface SymmetricEigen {
+  /** n eigenvalues, descending. */
+  values: Float64Array;
+  /** n × n row-major; column c is the unit eigenvector of values[c]. */
+  vectors: Float64Array;
+  n: number;
+}
+
+/**
+ * Eigendecomposition A = Q·diag(λ)·Qᵀ of a small dense symmetric n × n matrix (row-major; only
+ * its symmetric part is used) by cyclic two-sided Jacobi rotations (Golub & Van Loan, Alg. 8.5.3).
+ * A pair is rotated until |a_pq| ≤ ε·√|a_pp·a_qq|, which for positive (semi)definite input gives
+ * the small eigenvalues to high relative accuracy (Demmel & Veselić 1992), as matrix functions
+ * like A^(−1/2) need. O(sweeps · n³); meant for cores of a few hundred rows.
+ */
+export function symmetricEigen(a: Floats, n: number): SymmetricEigen {
+  if (a.length !== n * n)
+    throw new RangeError(`symmetricEigen: expected ${n * n} entries, got ${a.length}`);
+  const w = new Float64Array(n * n);
+  for (let i = 0; i < n; i++)
+    for (let j = 0; j < n; j++) w[i * n + j] = 0.5 * (a[i * n + j]! + a[j * n + i]!);
+  const q = new Float64Array(n * n); // row-major, columns are eigenvectors
+  for (let i = 0; i < n; i++) q[i * n + i] = 1;
+  const eps = 2.220446049250313e-16;
+  for (let sweep = 0; sweep < 100; sweep++) {
+    let rotated = false;
+    for (let p = 0; p < n - 1; p++) {
+      for (let r = p + 1; r < n; r++) {
+        const apr = w[p * n + r]!;
+        if (apr === 0) continue;
+        const app = w[p * n + p]!;
+        const arr = w[r * n + r]!;
+        if (Math.abs(apr) <= eps * Math.sqrt(Math.abs(app * arr))) continue;
+        rotated = true;
+        // Rotation zeroing a_pr: t = tan θ, the smaller root of t² + 2ζt − 1 = 0.
+        const zeta = (arr - app) / (2 * apr);
+        const t = (zeta >= 0 ? 1 : -1) / (Math.abs(zeta) + Math.sqrt(1 + zeta * zeta));
+        const c = 1 / Math.sqrt(1 + t * t);
+        const s = c * t;
+        // A ← Jᵀ A J with J = rotation in the (p, r) plane: columns, then rows.
+        for (let k = 0; k < n; k++) {
+          const x = w[k * n + p]!;
+          const y = w[k * n + r]!;
+          w[k * n + p] = c * x - s * y;
+          w[k * n + r] = s * x + c * y;
+        }
+        for (let k = 0; k < n; k++) {
+          const x = w[p * n + k]!;
+          const y = w[r * n + k]!;
+          w[p * n + k] = c * x - s * y;
+          w[r * n + k] = s * x + c * y;
+        }
+        w[p * n + r] = 0;
+        w[r * n + p] = 0;
+        for (let k = 0; k < n; k++) {
+          const x = q[k * n + p]!;
+          const y = q[k * n + r]!;
+          q[k * n + p] = c * x - s * y;
+          q[k * n + r] = s * x + c * y;
+        }
+      }
+    }
+    if (!rotated) break;
+  }
+  // Descending; ties keep index order so the result is deterministic.
+  const order = Array.from({ length: n }, (_, i) => i).sort(
+    (x, y) => w[y * n + y]! - w[x * n + x]! || x - y,
+  );
+  const values = new Float64Array(n);
+  const vectors = new Float64Array(n * n);
+  order.forEach((src, dst) => {
+    values[dst] = w[src * n + src]!;
+    for (let k = 0; k < n; k++) vectors[k * n + dst] = q[k * n + src]!;
+  });
+  return { values, vectors, n };
+}

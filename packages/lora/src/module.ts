@@ -48,6 +48,22 @@ export function validateLoraModule(m: LoraModule, module?: string): void {
   }
   if (!Number.isFinite(m.scale))
     throw new LoraError(`scale must be finite, got ${m.scale}`, module);
+  // One NaN/Inf would turn every SVD of the update into NaN singular values, which rank
+  // selection then reads as "nothing to keep": a silent all-zero merge. O((in + out)·rank).
+  for (const [name, values, cols] of [
+    ["A", m.A, inFeatures],
+    ["B", m.B, rank],
+  ] as const) {
+    for (let i = 0; i < values.length; i++) {
+      if (!Number.isFinite(values[i]!)) {
+        const row = Math.floor(i / cols);
+        throw new LoraError(
+          `${name} has non-finite value ${values[i]} at row ${row}, column ${i - row * cols}`,
+          module,
+        );
+      }
+    }
+  }
 }
 
 /**

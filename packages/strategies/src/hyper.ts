@@ -61,6 +61,27 @@ export function checkRange(
   }
 }
 
+/**
+ * Throws unless 0 < density ≤ 1: density 0 would keep no entries and silently merge to zero,
+ * which is never what a config meant.
+ */
+export function checkDensity(strategy: string, density: number): void {
+  if (!(density > 0 && density <= 1)) {
+    throw new StrategyError(
+      `strategy "${strategy}": hyperparameter "density" must be in (0, 1], got ${density}`,
+    );
+  }
+}
+
+/** Throws unless `rank` is a non-negative integer (0 = each strategy's default rank). */
+export function checkRankHyper(strategy: string, rank: number): void {
+  if (!Number.isInteger(rank) || rank < 0) {
+    throw new StrategyError(
+      `strategy "${strategy}": hyperparameter "rank" must be a non-negative integer, got ${rank}`,
+    );
+  }
+}
+
 /** A registry entry whose merge validates its hyperparameters and input before running. */
 export function defineStrategy<H extends Record<string, unknown>>(spec: {
   name: string;
@@ -91,6 +112,11 @@ function validateInput(input: ModuleMergeInput, ctx: MergeContext): void {
   if (!Number.isInteger(m) || !Number.isInteger(n) || m < 0 || n < 0) {
     throw new StrategyError(`shape ${m}×${n} is not a pair of non-negative integers`, module);
   }
+  if (experts.length === 0) {
+    // All-null slots are a valid "no expert has this module" (zero result); no slots at all
+    // means the caller lost its expert list, so fail instead of returning zero.
+    throw new StrategyError("expert list is empty (expected one slot per expert)", module);
+  }
   experts.forEach((e, i) => {
     if (e === null) return;
     if (e.outFeatures !== m || e.inFeatures !== n) {
@@ -106,6 +132,23 @@ function validateInput(input: ModuleMergeInput, ctx: MergeContext): void {
         module,
       );
     }
+    // NaN/Inf would poison every SVD-based strategy into a silent all-zero result (a NaN
+    // singular value stops every rank loop at 0), so reject it here for all strategies.
+    for (const [name, values] of [
+      ["A", e.A],
+      ["B", e.B],
+    ] as const) {
+      const bad = firstNonFinite(values);
+      if (bad !== -1) {
+        throw new StrategyError(
+          `expert ${i} has non-finite factor values in ${name} (${name}[${bad}] = ${values[bad]})`,
+          module,
+        );
+      }
+    }
+    if (!Number.isFinite(e.scale)) {
+      throw new StrategyError(`expert ${i} has non-finite scale ${e.scale}`, module);
+    }
   });
   if (!Number.isInteger(ctx.seed))
     throw new StrategyError(`seed must be an integer, got ${ctx.seed}`, module);
@@ -119,6 +162,12 @@ function validateInput(input: ModuleMergeInput, ctx: MergeContext): void {
         throw new StrategyError(`expert weight ${i} is ${x}, expected a finite number`, module);
     });
   }
+}
+
+/** Index of the first NaN/±Inf value, or -1. */
+function firstNonFinite(values: ArrayLike<number>): number {
+  for (let i = 0; i < values.length; i++) if (!Number.isFinite(values[i]!)) return i;
+  return -1;
 }
 
 /** ctx.expertWeights, or 1 for every expert. */

@@ -15,5 +15,11 @@ export {
   type TiesHyper,
 } from "./methods/sparse.js";
 export { type KnotsHyper, knotsBasis, mergeKnots } from "./methods/knots.js";
-export { mergeOsm, type OsmAnalysis, type OsmHyper, osmAnalyse } from "./methods/osm.js";
+export {
+  mergeOsm,
+  type OsmAnalysis,
+  type OsmHyper,
+  type OsmSharing,
+  osmAnalyse,
+} from "./methods/osm.js";
 export { withSvdTruncation } from "./methods/svd-variants.js";

@@ -52,7 +52,7 @@ describe("hyperparameter and input validation", () => {
       /must be a finite number/,
     );
     expect(() => ties.merge(input([e]), { density: 1.5 }, ctx)).toThrow(
-      /density" must be in \[0, 1\]/,
+      /density" must be in \(0, 1\]/,
     );
     expect(() => ties.merge(input([e]), { majoritySign: "most" }, ctx)).toThrow(
       /one of total, frequency/,

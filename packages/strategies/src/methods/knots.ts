@@ -1,5 +1,5 @@
 import { deriveSeed, matmul, matmulTransB, Rng, smallSvd, thinQr } from "@merge/lora";
-import { checkRange, defineStrategy, expertWeights } from "../hyper.js";
+import { checkDensity, checkRange, defineStrategy, expertWeights } from "../hyper.js";
 import { kthLargest } from "../select.js";
 import {
   type MergeContext,
@@ -154,7 +154,7 @@ export const knots = defineStrategy<KnotsHyper>({
   defaults: { method: "ties", density: 0.2, p: 0.9, lambda: 1 },
   choices: { method: ["ties", "dare_ties", "linear"] },
   validate(h) {
-    checkRange("knots", "density", h.density, 0, 1);
+    checkDensity("knots", h.density);
     checkRange("knots", "p", h.p, 0, 1, true);
   },
   run: mergeKnots,

@@ -1,6 +1,6 @@
 import { type DropMaskSource, seededDropMasks } from "../drop-mask.js";
 import { type ElementwiseSpec, mergeElementwise } from "../elementwise.js";
-import { checkRange, defineStrategy, expertWeights } from "../hyper.js";
+import { checkDensity, checkRange, defineStrategy, expertWeights } from "../hyper.js";
 import {
   type MergeContext,
   type MergeResult,
@@ -47,7 +47,7 @@ export const ties = defineStrategy<TiesHyper>({
     "Yadav et al. 2023, TIES-Merging (NeurIPS): top-k = 20% and λ = 1 are the paper's defaults when no validation set is used",
   defaults: { density: 0.2, lambda: 1, majoritySign: "total" },
   choices: { majoritySign: SIGN_CHOICES },
-  validate: (h) => checkRange("ties", "density", h.density, 0, 1),
+  validate: (h) => checkDensity("ties", h.density),
   run(input, h, ctx) {
     return mergeElementwise(input, {
       weights: expertWeights(input, ctx),
@@ -65,7 +65,7 @@ export const magnitudePrune = defineStrategy({
     "Keep each expert's top-density entries by magnitude, then λ · Σ w_i τ̂_i (no sign election). Dense result.",
   reference: "PEFT add_weighted_adapter(combination_type='magnitude_prune'); density 0.2 as TIES",
   defaults: { density: 0.2, lambda: 1 },
-  validate: (h) => checkRange("magnitude_prune", "density", h.density, 0, 1),
+  validate: (h) => checkDensity("magnitude_prune", h.density),
   run(input, h, ctx) {
     return mergeElementwise(input, {
       weights: expertWeights(input, ctx),

@@ -1,5 +1,5 @@
 import { deriveSeed } from "@merge/lora";
-import { checkRange, defineStrategy } from "../hyper.js";
+import { checkRange, checkRankHyper, defineStrategy } from "../hyper.js";
 import { toLowRank } from "../to-low-rank.js";
 import type { StrategyDefinition } from "../types.js";
 import { targetRank } from "./linear.js";
@@ -20,6 +20,7 @@ export function withSvdTruncation<H extends Record<string, unknown>>(
     defaults,
     validate(h) {
       checkRange(`${base.name}_svd`, "energy", h.energy, 0, 1);
+      checkRankHyper(`${base.name}_svd`, h.rank);
     },
     run(input, h, ctx) {
       const { rank, energy, ...rest } = h;
