@@ -118,7 +118,7 @@ export async function mergeModule(
 ): Promise<MergeResult> {
   const loras: Array<LoraModule | null> = [];
   for (const e of experts) {
-    loras.push(e.adapter.modules().includes(module) ? await readLora(e, module) : null);
+    loras.push(e.adapter.hasModule(module) ? await readLora(e, module) : null);
   }
   const result = strategy.merge(
     { module, outFeatures: shape.outFeatures, inFeatures: shape.inFeatures, experts: loras },

@@ -97,6 +97,7 @@ describe("PeftAdapter reads Python peft's save_pretrained output bit-exactly", (
         PeftAdapterError,
       );
       expect(() => adapter.moduleInfo("model.layers.9.mlp.up_proj")).toThrow(PeftAdapterError);
+      expect(adapter.hasModule("model.layers.9.mlp.up_proj")).toBe(false);
     } finally {
       await adapter.close();
     }
@@ -108,6 +109,7 @@ describe("PeftAdapter reads Python peft's save_pretrained output bit-exactly", (
       for (const module of adapter.modules()) {
         const { A, B, ...rest } = await adapter.readModule(module);
         expect(adapter.moduleInfo(module)).toEqual(rest);
+        expect(adapter.hasModule(module)).toBe(true);
         expect(A.length).toBe(rest.aShape[0] * rest.aShape[1]);
         expect(B.length).toBe(rest.bShape[0] * rest.bShape[1]);
       }

@@ -189,6 +189,11 @@ export class PeftAdapter {
     return [...this.byModule.keys()].sort();
   }
 
+  /** Whether the adapter has LoRA factors for this canonical module. */
+  hasModule(module: string): boolean {
+    return this.byModule.has(module);
+  }
+
   /** Tensor names in the file that are not LoRA factors (e.g. modules_to_save weights). */
   otherTensors(): string[] {
     return [...this.weights.tensors.keys()]
