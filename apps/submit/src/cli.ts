@@ -1,4 +1,11 @@
-import { DEFAULT_STRATEGY, listStrategies } from "@merge/strategies";
+import { DEFAULT_STRATEGY, listStrategies, type ResultKind } from "@merge/strategies";
+
+/** What each kind of merge result can leave the toolkit as. */
+const EXPORTS: Record<ResultKind, string> = {
+  lowrank: "ONNX model or PEFT adapter (--save-adapter)",
+  dense: "ONNX model",
+  routed: "ONNX model with a router per adapted module",
+};
 import { Command, InvalidArgumentError } from "commander";
 import { SubmitError } from "./errors.js";
 import { runSubmit } from "./pipeline.js";
@@ -23,7 +30,7 @@ function program(): Command {
     .option("-c, --config <file>", "config file, JSON or YAML (default: configs/embedded.yaml)")
     .option(
       "-m, --method <name>",
-      "merge method from @merge/strategies (default: the config's, else osm)",
+      `merge method from @merge/strategies (default: the config's, else ${DEFAULT_STRATEGY})`,
     )
     .option("--data <file>", "competition CSV to answer (default: the config's, data/test.csv)")
     .option("--out <file>", "predictions CSV to write (default: the config's, output/test.csv)")
@@ -74,7 +81,7 @@ async function main(argv: string[]): Promise<number> {
     for (const s of listStrategies()) {
       const defaults = JSON.stringify(s.defaults);
       process.stdout.write(
-        `${s.name}${s.name === DEFAULT_STRATEGY ? " (default)" : ""}: ${s.description}\n  defaults ${defaults}\n`,
+        `${s.name}${s.name === DEFAULT_STRATEGY ? " (default)" : ""} [${s.resultKind}: ${EXPORTS[s.resultKind]}]: ${s.description}\n  defaults ${defaults}\n`,
       );
     }
     return 0;

@@ -125,18 +125,29 @@ export async function mergeModule(
     hyper,
     ctx,
   );
-  checkResult(module, shape, result, strategy.name);
+  checkResult(module, shape, result, strategy.name, experts.length);
   return result;
 }
 
-function checkResult(module: string, shape: ModuleShape, r: MergeResult, method: string): void {
+function checkResult(
+  module: string,
+  shape: ModuleShape,
+  r: MergeResult,
+  method: string,
+  experts: number,
+): void {
   const { outFeatures: out, inFeatures: inF } = shape;
   const ok =
     r.outFeatures === out &&
     r.inFeatures === inF &&
     (r.kind === "dense"
       ? r.delta.length === out * inF
-      : r.A.length === r.rank * inF && r.B.length === out * r.rank);
+      : r.kind === "routed"
+        ? r.experts.length === experts &&
+          r.experts.every(
+            (e) => e === null || (e.A.length === e.rank * inF && e.B.length === out * e.rank),
+          )
+        : r.A.length === r.rank * inF && r.B.length === out * r.rank);
   if (!ok) {
     throw new SubmitError(
       `strategy ${method} returned a ${r.kind} result of the wrong size for ${module} (expected ${out}×${inF})`,
@@ -157,6 +168,7 @@ export function checkAllMerged(plan: MergePlan, stats: MergeStats): void {
 }
 
 export function toWeightDelta(r: MergeResult): WeightDelta {
+  if (r.kind === "routed") return { kind: "routed", experts: r.experts, router: r.router };
   return r.kind === "dense"
     ? { kind: "dense", delta: r.delta }
     : { kind: "lowrank", A: r.A, B: r.B, rank: r.rank };

@@ -17,6 +17,7 @@ import {
   ONNX_FILE,
   buildOnnxModel,
 } from "@merge/mistral-onnx";
+import type { ResultKind } from "@merge/strategies";
 import { PeftAdapter, SafetensorsCheckpoint, writeFileAtomic } from "@merge/tensor-io";
 import { buildIntoCache, cacheKey, isCachedBuild } from "./cache.js";
 import { DEFAULT_CONFIG, type SubmitConfig, loadConfig } from "./config.js";
@@ -74,6 +75,8 @@ export interface RunReport {
   base: Omit<ModelSource, "fingerprint">;
   experts: Array<Omit<ModelSource, "fingerprint">>;
   method: string;
+  /** What the method returns: low-rank, dense or routed (see --list-methods). */
+  resultKind: ResultKind;
   hyperparameters: Record<string, unknown>;
   modulesMerged: number;
   /**
@@ -227,6 +230,7 @@ export async function runSubmit(opts: SubmitOptions): Promise<SubmitOutcome> {
       base: publicSource(baseSource),
       experts: expertSources.map(publicSource),
       method: strat.strategy.name,
+      resultKind: strat.strategy.resultKind,
       hyperparameters: strat.hyper,
       modulesMerged: 0,
       executionProvider: null,

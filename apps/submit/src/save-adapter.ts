@@ -31,6 +31,11 @@ export async function saveMergedAdapter(
         `--save-adapter: method ${strategy.name} gives a dense delta for ${module}; only low-rank results can be saved as a LoRA adapter`,
       );
     }
+    if (r.kind === "routed") {
+      throw new SubmitError(
+        `--save-adapter: method ${strategy.name} returns a routed mixture (its experts are applied per token by a router), which no single LoRA adapter can hold; it is exported as the ONNX model only. Pick a low-rank method (--list-methods says which) to save an adapter`,
+      );
+    }
     if (r.rank === 0) continue; // nothing to add for this module
     modules.push({
       module,

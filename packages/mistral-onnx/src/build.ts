@@ -36,7 +36,7 @@ export interface BuildOnnxModelOptions {
  * options: graph nodes or their order, initializer names, fusion, quantization packing,
  * external-data alignment, opset or IR version, or which modules take deltas.
  */
-export const ONNX_BUILD_FORMAT = "mistral-onnx/2026-11-26.1";
+export const ONNX_BUILD_FORMAT = "mistral-onnx/2026-12-01.1";
 
 export const ONNX_FILE = "model.onnx";
 export const ONNX_DATA_FILE = "model.onnx.data";

@@ -3,6 +3,7 @@ import type { MistralConfig } from "./config.js";
 import { PROJECTION } from "./deltas.js";
 import type { GraphBuilder } from "./onnx/graph-builder.js";
 import type { ElemType } from "./onnx/proto.js";
+import { routedBranch } from "./graph/routed.js";
 import { quantizeBlockwise } from "./quantize.js";
 import { type FusedWeight, transposeInto, type WeightReader } from "./weights.js";
 
@@ -218,6 +219,9 @@ export async function buildDecoderGraph(
         toBytes(fw.side.bT, dtype),
       );
       y = g.op1("Add", [y, g.op1("MatMul", [g.op1("MatMul", [x, a]), b])]);
+    }
+    if (fw.routed && fw.routed.rank > 0) {
+      y = g.op1("Add", [y, await routedBranch(g, x, name, fw.routed, inF, outF, dtype)]);
     }
     step(name);
     return y;

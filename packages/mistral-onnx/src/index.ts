@@ -17,6 +17,8 @@ export {
   type DeltaSource,
   foldDelta,
   isDeltaTarget,
+  type RoutedExpertDelta,
+  type RouterSpec,
   type WeightDelta,
 } from "./deltas.js";
 export { MistralOnnxError } from "./errors.js";

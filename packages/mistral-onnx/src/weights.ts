@@ -1,5 +1,12 @@
 import type { SafetensorsCheckpoint } from "@merge/tensor-io";
-import { checkDelta, type DeltaSource, foldDelta } from "./deltas.js";
+import {
+  checkDelta,
+  type DeltaSource,
+  foldDelta,
+  type RoutedExpertDelta,
+  type RouterSpec,
+  type WeightDelta,
+} from "./deltas.js";
 import { MistralOnnxError } from "./errors.js";
 
 /** One projection of a fused MatMul: its module name and output size. */
@@ -17,11 +24,39 @@ export interface SideBranch {
   bT: Float32Array;
 }
 
+/**
+ * Routed deltas of a fused projection: every (module, expert) pair is a group of columns of
+ * the stacked factors; the router scores groups and gates them per token.
+ */
+export interface RoutedBranch {
+  router: RouterSpec;
+  /** Routed modules at this input (M) and expert slots per module (E); groups = M·E. */
+  modules: number;
+  experts: number;
+  /** Total columns R = Σ ranks. */
+  rank: number;
+  /** in × R: the stacked A factors, transposed. */
+  aT: Float32Array;
+  /** R × sumOut: the stacked B factors, transposed, each feeding only its module's outputs. */
+  bT: Float32Array;
+  /** Per group (module-major): first column and rank; rank 0 = the expert lacks the module. */
+  groupStart: Int32Array;
+  groupRank: Int32Array;
+}
+
 export interface FusedWeight {
   /** sumOut × in: the projections' weights stacked by rows (the checkpoint's out × in layout). */
   w: Float32Array;
   side: SideBranch | null;
+  routed: RoutedBranch | null;
 }
+
+type RoutedPart = {
+  col: number;
+  out: number;
+  experts: Array<RoutedExpertDelta | null>;
+  router: RouterSpec;
+};
 
 /**
  * Reads base weights from a checkpoint, checks each against the shape the caller derived from
@@ -73,7 +108,11 @@ export class WeightReader {
       const p = projections[0] as ProjectionSpec;
       const w = await this.tensor(`${p.module}.weight`, [p.out, inF]);
       const side = await this.applyDelta(p, w, inF, 0);
-      return { w, side: side ? stackSideBranches([side], inF, sumOut) : null };
+      return {
+        w,
+        side: side?.kind === "lowrank" ? stackSideBranches([side], inF, sumOut) : null,
+        routed: side?.kind === "routed" ? stackRouted([side], inF, sumOut) : null,
+      };
     }
     const all = new Float32Array(sumOut * inF);
     const sides: Array<{
@@ -83,28 +122,46 @@ export class WeightReader {
       B: Float32Array;
       rank: number;
     }> = [];
+    const routed: RoutedPart[] = [];
     let col = 0;
     for (const p of projections) {
       const w = await this.tensor(`${p.module}.weight`, [p.out, inF]);
       const side = await this.applyDelta(p, w, inF, col);
-      if (side) sides.push(side);
+      if (side?.kind === "lowrank") sides.push(side);
+      if (side?.kind === "routed") routed.push(side);
       all.set(w, col * inF);
       col += p.out;
     }
-    return { w: all, side: sides.length ? stackSideBranches(sides, inF, sumOut) : null };
+    return {
+      w: all,
+      side: sides.length ? stackSideBranches(sides, inF, sumOut) : null,
+      routed: routed.length ? stackRouted(routed, inF, sumOut) : null,
+    };
   }
 
   /** Folds the module's delta into w, or returns it as a side branch starting at output `col`. */
   private async applyDelta(p: ProjectionSpec, w: Float32Array, inF: number, col: number) {
-    const delta = this.deltas ? await this.deltas.get(p.module) : undefined;
+    const delta: WeightDelta | undefined = this.deltas
+      ? await this.deltas.get(p.module)
+      : undefined;
     if (!delta) return null;
     checkDelta(p.module, delta, p.out, inF);
+    // A routed delta has no single ΔW: it is always a side branch.
+    if (delta.kind === "routed") {
+      return {
+        kind: "routed" as const,
+        col,
+        out: p.out,
+        experts: delta.experts,
+        router: delta.router,
+      };
+    }
     // A dense delta has no cheap side branch, so it is folded in either mode.
     if (this.deltaMode === "fold" || delta.kind === "dense") {
       foldDelta(w, delta, p.out, inF);
       return null;
     }
-    return { col, out: p.out, A: delta.A, B: delta.B, rank: delta.rank };
+    return { kind: "lowrank" as const, col, out: p.out, A: delta.A, B: delta.B, rank: delta.rank };
   }
 }
 
@@ -150,4 +207,45 @@ function stackSideBranches(
     r0 += s.rank;
   }
   return { rank, aT, bT };
+}
+
+/**
+ * Stacks the routed modules of one fused input: columns grouped module-major, expert-minor.
+ * All modules must use the same router and number of expert slots (one strategy made them).
+ */
+function stackRouted(parts: RoutedPart[], inF: number, sumOut: number): RoutedBranch {
+  const first = parts[0] as RoutedPart;
+  const E = first.experts.length;
+  for (const p of parts) {
+    if (p.experts.length !== E || JSON.stringify(p.router) !== JSON.stringify(first.router)) {
+      throw new MistralOnnxError(
+        "routed deltas of one fused projection disagree on their router or number of experts",
+      );
+    }
+  }
+  const M = parts.length;
+  const groupStart = new Int32Array(M * E);
+  const groupRank = new Int32Array(M * E);
+  let rank = 0;
+  parts.forEach((p, m) =>
+    p.experts.forEach((e, i) => {
+      groupStart[m * E + i] = rank;
+      groupRank[m * E + i] = e?.rank ?? 0;
+      rank += e?.rank ?? 0;
+    }),
+  );
+  const aT = new Float32Array(inF * rank);
+  const bT = new Float32Array(rank * sumOut);
+  parts.forEach((p, m) =>
+    p.experts.forEach((e, i) => {
+      if (!e) return;
+      const r0 = groupStart[m * E + i] as number;
+      transposeInto(aT, rank, r0, e.A, e.rank, inF);
+      for (let o = 0; o < p.out; o++) {
+        for (let k = 0; k < e.rank; k++)
+          bT[(r0 + k) * sumOut + p.col + o] = e.B[o * e.rank + k] as number;
+      }
+    }),
+  );
+  return { router: first.router, modules: M, experts: E, rank, aT, bT, groupStart, groupRank };
 }

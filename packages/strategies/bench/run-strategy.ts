@@ -58,7 +58,12 @@ for (let layer = 0; layer < layout.layers; layer++) {
     mergeSeconds += (performance.now() - t) / 1000;
     const used = process.cpuUsage(cpu);
     cpuMicros += used.user + used.system;
-    const first = result.kind === "dense" ? result.delta : result.B;
+    const first =
+      result.kind === "dense"
+        ? result.delta
+        : result.kind === "lowrank"
+          ? result.B
+          : (result.experts.find((e) => e !== null)?.B ?? []);
     checksum += first[0] ?? 0;
   }
 }

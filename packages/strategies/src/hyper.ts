@@ -2,6 +2,7 @@ import {
   type MergeContext,
   type ModuleMergeInput,
   type MergeResult,
+  type ResultKind,
   type StrategyDefinition,
   StrategyError,
 } from "./types.js";
@@ -88,16 +89,18 @@ export function defineStrategy<H extends Record<string, unknown>>(spec: {
   description: string;
   reference?: string;
   defaults: H;
+  resultKind: ResultKind;
   choices?: Choices<H>;
   validate?: (hyper: H) => void;
   run: (input: ModuleMergeInput, hyper: H, ctx: MergeContext) => MergeResult;
 }): StrategyDefinition<H> {
-  const { name, description, reference, defaults, choices, validate, run } = spec;
+  const { name, description, reference, defaults, resultKind, choices, validate, run } = spec;
   return {
     name,
     description,
     ...(reference === undefined ? {} : { reference }),
     defaults: Object.freeze({ ...defaults }) as H,
+    resultKind,
     merge(input, hyper, ctx) {
       const resolved = resolveHyper(name, defaults, hyper, choices);
       validate?.(resolved);

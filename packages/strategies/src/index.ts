@@ -1,4 +1,13 @@
-export type { MergeContext, MergeResult, ModuleMergeInput, StrategyDefinition } from "./types.js";
+export type {
+  MergeContext,
+  MergeResult,
+  ModuleMergeInput,
+  ResultKind,
+  RoutedExpert,
+  RoutedMergeResult,
+  Router,
+  StrategyDefinition,
+} from "./types.js";
 export { StrategyError } from "./types.js";
 export { DEFAULT_STRATEGY, getStrategy, listStrategies } from "./registry.js";
 export { type Choices, defineStrategy, resolveHyper } from "./hyper.js";
@@ -23,3 +32,5 @@ export {
   osmAnalyse,
 } from "./methods/osm.js";
 export { withSvdTruncation } from "./methods/svd-variants.js";
+export { arrow, liftRouting, routedExperts, routedForward, smile } from "./methods/routed.js";
+export { isoC, tsvM } from "./methods/spectral.js";

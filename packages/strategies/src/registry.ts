@@ -1,16 +1,19 @@
 import { knots } from "./methods/knots.js";
 import { cat, linear, svd, taskArithmetic } from "./methods/linear.js";
 import { osm } from "./methods/osm.js";
+import { arrow, liftRouting, smile } from "./methods/routed.js";
+import { isoC, tsvM } from "./methods/spectral.js";
 import { dare, dareLinear, dareTies, magnitudePrune, ties } from "./methods/sparse.js";
 import { withSvdTruncation } from "./methods/svd-variants.js";
 import { type StrategyDefinition, StrategyError } from "./types.js";
 
-/** The toolkit's default strategy: Overlap-normalised Spectral Merge. */
-export const DEFAULT_STRATEGY = "osm";
+/** The toolkit's default strategy: Chance-Lift Routing, the best measured on the zoo (docs/merge-quality.md). */
+export const DEFAULT_STRATEGY = "lift_routing";
 
 type AnyStrategy = StrategyDefinition<Record<string, unknown>>;
 
 const STRATEGIES: readonly AnyStrategy[] = [
+  liftRouting,
   osm,
   linear,
   taskArithmetic,
@@ -22,6 +25,10 @@ const STRATEGIES: readonly AnyStrategy[] = [
   cat,
   svd,
   knots,
+  isoC,
+  tsvM,
+  smile,
+  arrow,
   withSvdTruncation(ties),
   withSvdTruncation(dareLinear),
   withSvdTruncation(dareTies),
@@ -41,7 +48,7 @@ export function getStrategy(name: string): StrategyDefinition<Record<string, unk
   return s;
 }
 
-/** All registered strategies, the default ("osm") first. */
+/** All registered strategies, the default first. */
 export function listStrategies(): StrategyDefinition<Record<string, unknown>>[] {
   return [...STRATEGIES];
 }

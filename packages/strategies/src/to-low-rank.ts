@@ -46,6 +46,11 @@ export function toLowRank(
     const f = svdToLowRank(truncateSvd(svd, k));
     return { factors: { kind: "lowrank", ...f }, relativeError: truncationError(svd.S, k) };
   }
+  if (result.kind === "routed") {
+    throw new StrategyError(
+      "a routed result has no single low-rank update (its experts are applied per token); export it as the ONNX model, or merge with a static method",
+    );
+  }
   const svd = randomizedSvd(result.delta, m, n, rank, {
     seed: opts.seed ?? deriveSeed(0, "to-low-rank"),
     ...(opts.oversample === undefined ? {} : { oversample: opts.oversample }),

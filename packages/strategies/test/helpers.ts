@@ -22,6 +22,7 @@ export function relErr(a: ArrayLike<number>, b: ArrayLike<number>): number {
 /** The merge result as a dense out × in Float64 matrix (naive product, independent of the code under test). */
 export function densify(r: MergeResult): Float64Array {
   if (r.kind === "dense") return Float64Array.from(r.delta);
+  if (r.kind === "routed") throw new Error("densify: a routed result has no single ΔW");
   const { outFeatures: m, inFeatures: n, rank: k, A, B } = r;
   const out = new Float64Array(m * n);
   for (let i = 0; i < m; i++)

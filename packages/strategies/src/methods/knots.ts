@@ -147,6 +147,7 @@ export function mergeKnots(input: ModuleMergeInput, h: KnotsHyper, ctx: MergeCon
 
 export const knots = defineStrategy<KnotsHyper>({
   name: "knots",
+  resultKind: "lowrank",
   description:
     "KnOTS-style SVD alignment: express every expert in the joint SVD basis of [w_1ΔW_1 | … | w_NΔW_N] (computed in factor space), merge the per-expert right coefficients V_i with TIES (or DARE-TIES, or a plain sum), return U S V_mergedᵀ. Low-rank result.",
   reference:

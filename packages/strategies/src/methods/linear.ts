@@ -25,6 +25,7 @@ export function weightedSumFactors(
 
 export const linear = defineStrategy({
   name: "linear",
+  resultKind: "lowrank",
   description:
     "Weighted average Σ w_i ΔW_i / Σ w_i of the experts' full updates (not PEFT's factor-wise 'linear'), returned exactly as rank-Σr factors.",
   reference:
@@ -45,6 +46,7 @@ export const linear = defineStrategy({
 
 export const taskArithmetic = defineStrategy({
   name: "task_arithmetic",
+  resultKind: "lowrank",
   description: "λ · Σ w_i ΔW_i (task vectors added), exact rank-Σr factors.",
   reference:
     "Ilharco et al. 2023, Editing models with task arithmetic (ICLR). The paper tunes λ on validation data; we do not, and default to λ = 1 (the plain sum).",
@@ -62,6 +64,7 @@ export const taskArithmetic = defineStrategy({
 
 export const cat = defineStrategy({
   name: "cat",
+  resultKind: "lowrank",
   description:
     "Exact concatenation of the experts' factors: ΔW = Σ w_i ΔW_i with rank Σ r_i (PEFT's 'cat'). Never forms an out×in matrix.",
   reference: "PEFT add_weighted_adapter(combination_type='cat')",
@@ -73,6 +76,7 @@ export const cat = defineStrategy({
 
 export const svd = defineStrategy({
   name: "svd",
+  resultKind: "lowrank",
   description:
     "Σ w_i ΔW_i truncated to its best rank-k approximation, computed exactly in factor space (QR of both factors + SVD of the Σr×Σr core).",
   reference:

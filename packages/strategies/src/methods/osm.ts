@@ -173,6 +173,7 @@ export function mergeOsm(input: ModuleMergeInput, h: OsmHyper, ctx: MergeContext
 
 export const osm = defineStrategy<OsmHyper>({
   name: "osm",
+  resultKind: "lowrank",
   description:
     "Overlap-normalised Spectral Merge (this project's default): exact SVD of the summed updates in factor space; the summed core is divided, on both sides, by the γ/2 power of a basis-free sharing operator T = E^(−1/2) S² E^(−1/2) (E = the experts' own energy, T's eigenvalues = how many experts share a direction, clamped to [1, N]), so shared directions are averaged and an expert's own directions are kept whole. Continuous, order-independent, low-rank result, no validation data.",
   reference:

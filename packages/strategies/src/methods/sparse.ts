@@ -41,6 +41,7 @@ function normalisingScale(name: string, input: ModuleMergeInput, w: number[]): n
 
 export const ties = defineStrategy<TiesHyper>({
   name: "ties",
+  resultKind: "dense",
   description:
     "TIES-merging on the full updates: keep each expert's top-density entries by magnitude, elect each entry's sign by total mass Σ w_i τ̂_i, average the agreeing entries (disjoint mean), scale by λ. Dense result.",
   reference:
@@ -61,6 +62,7 @@ export const ties = defineStrategy<TiesHyper>({
 
 export const magnitudePrune = defineStrategy({
   name: "magnitude_prune",
+  resultKind: "dense",
   description:
     "Keep each expert's top-density entries by magnitude, then λ · Σ w_i τ̂_i (no sign election). Dense result.",
   reference: "PEFT add_weighted_adapter(combination_type='magnitude_prune'); density 0.2 as TIES",
@@ -133,6 +135,7 @@ const DARE_REF =
 
 export const dare = defineStrategy<DareHyper>({
   name: "dare",
+  resultKind: "dense",
   description:
     "DARE: drop each entry of each ΔW_i with probability p (seeded), rescale by 1/(1−p), then λ · Σ w_i. Dense.",
   reference: DARE_REF,
@@ -143,6 +146,7 @@ export const dare = defineStrategy<DareHyper>({
 
 export const dareLinear = defineStrategy<DareLinearHyper>({
   name: "dare_linear",
+  resultKind: "dense",
   description:
     "DARE drop-and-rescale, then the weighted average Σ w_i ΔW_i / Σ w_i (normalize=false gives PEFT's dare_linear, Σ w_i). Dense.",
   reference: DARE_REF,
@@ -153,6 +157,7 @@ export const dareLinear = defineStrategy<DareLinearHyper>({
 
 export const dareTies = defineStrategy<DareTiesHyper>({
   name: "dare_ties",
+  resultKind: "dense",
   description:
     "DARE drop-and-rescale, then TIES sign election by total mass and disjoint mean, λ. Dense.",
   reference: `${DARE_REF}; sign election and disjoint mean from Yadav et al. 2023`,

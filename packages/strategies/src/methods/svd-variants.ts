@@ -18,6 +18,7 @@ export function withSvdTruncation<H extends Record<string, unknown>>(
     description: `${base.name}, then truncated to its best rank-k approximation (randomized SVD for dense results, exact factor-space SVD for low-rank ones); rank 0 = largest expert rank.`,
     reference: `PEFT add_weighted_adapter(combination_type='${base.name}_svd')${base.reference ? `; ${base.reference}` : ""}`,
     defaults,
+    resultKind: "lowrank",
     validate(h) {
       checkRange(`${base.name}_svd`, "energy", h.energy, 0, 1);
       checkRankHyper(`${base.name}_svd`, h.rank);
