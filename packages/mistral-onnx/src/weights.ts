@@ -227,16 +227,16 @@ function stackRouted(parts: RoutedPart[], inF: number, sumOut: number): RoutedBr
   const groupStart = new Int32Array(M * E);
   const groupRank = new Int32Array(M * E);
   let rank = 0;
-  parts.forEach((p, m) =>
+  parts.forEach((p, m) => {
     p.experts.forEach((e, i) => {
       groupStart[m * E + i] = rank;
       groupRank[m * E + i] = e?.rank ?? 0;
       rank += e?.rank ?? 0;
-    }),
-  );
+    });
+  });
   const aT = new Float32Array(inF * rank);
   const bT = new Float32Array(rank * sumOut);
-  parts.forEach((p, m) =>
+  parts.forEach((p, m) => {
     p.experts.forEach((e, i) => {
       if (!e) return;
       const r0 = groupStart[m * E + i] as number;
@@ -245,7 +245,7 @@ function stackRouted(parts: RoutedPart[], inF: number, sumOut: number): RoutedBr
         for (let k = 0; k < e.rank; k++)
           bT[(r0 + k) * sumOut + p.col + o] = e.B[o * e.rank + k] as number;
       }
-    }),
-  );
+    });
+  });
   return { router: first.router, modules: M, experts: E, rank, aT, bT, groupStart, groupRank };
 }
