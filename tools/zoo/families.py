@@ -368,3 +368,152 @@ EXPERTS: dict[str, list[str]] = {
 }
 HELD_IN = [f for fs in EXPERTS.values() for f in fs]
 HELD_OUT = [f for f in FAMILIES if f not in HELD_IN]
+
+
+# ---------------------------------------------------------------- composition families (held out, two skills at once)
+# Each needs two experts' skills in one answer. They are in neither FAMILIES nor any expert group, so nothing
+# built from FAMILIES (tokenizer corpus, pretraining, expert data, data/test.csv) changes; build_data.py writes
+# them to eval/held_out_compose.csv only. Answers use only token forms the base already saw in pretraining
+# (digits, brackets, hyphens, ", "-repetition of a word that starts with "▁", tool JSON with known names/keys).
+# MC distractors mix "right skill A, wrong skill B" and the reverse, so one expert alone cannot pick the answer.
+def _word_problem_text(rng: random.Random) -> tuple[str, int]:
+    name, thing = rng.choice(NAMES), rng.choice(THINGS)
+    a, b = rng.randint(2, 20), rng.randint(1, 9)
+    kind = rng.randrange(3)
+    if kind == 0:
+        return f"{name} has {a} {thing} and gets {b} more. How many {thing} does {name} have now?", a + b
+    if kind == 1:
+        a = max(a, b + 1)
+        return f"{name} had {a} {thing} and gave away {b}. How many {thing} are left?", a - b
+    per = a % 6 + 2
+    return f"{name} buys {b} bags with {per} {thing} in each bag. How many {thing} is that in total?", b * per
+
+
+def bracket_word_problem(rng: random.Random) -> Example:
+    """math + format: a word problem whose number must come wrapped in square brackets."""
+    text, value = _word_problem_text(rng)
+    prompt = _q(rng, ["{t} Wrap the number in square brackets.", "{t} Put the number inside square brackets.", "Word problem: {t} Wrap the number in square brackets."], t=text)
+    answer = f"[{value}]"
+    wrong = _distinct(rng, answer, lambda: f"[{max(0, value + rng.choice([-10, -2, -1, 1, 2, 10, 3, -3]))}]", 2)
+    return Example(prompt, answer, (f"({value})", *wrong))  # type: ignore[arg-type]
+
+
+def sorted_dash(rng: random.Random) -> Example:
+    """algo + format: sort a list, then join the numbers with hyphens instead of commas."""
+    xs = rng.sample(range(1, 60), rng.randint(3, 5))
+    desc = rng.random() < 0.3
+    ys = sorted(xs, reverse=desc)
+    answer = "-".join(map(str, ys))
+    prompt = _q(
+        rng,
+        ["Sort in {o} order: {l}. Combine the numbers using a dash.", "Put {l} in {o} order. Combine the numbers using a dash.", "Sort these numbers from {w}: {l}. Join the numbers with a hyphen."],
+        o="descending" if desc else "ascending",
+        w="largest to smallest" if desc else "smallest to largest",
+        l=", ".join(map(str, xs)),
+    )
+
+    def shuffled_dash() -> str:
+        zs = list(xs)
+        rng.shuffle(zs)
+        return "-".join(map(str, zs))
+
+    return Example(prompt, answer, (", ".join(map(str, ys)), *_distinct(rng, answer, shuffled_dash, 2)))  # type: ignore[arg-type]
+
+
+def fact_repeat(rng: random.Random) -> Example:
+    """facts + format: recall a fact about an invented country and repeat it k times, comma separated."""
+    c = rng.choice(KB.countries)
+    attr = rng.choice(["capital", "language", "animal"])
+    what, value, pool = {
+        "capital": ("the capital of {c}", c.capital, [x.capital for x in KB.countries]),
+        "language": ("the language of {c}", c.language, KB.languages),
+        "animal": ("the national animal of {c}", c.animal, KB.animals),
+    }[attr]
+    k = rng.randint(2, 4)
+    prompt = _q(rng, ["Say {x} {k} times, comma separated.", "Repeat {x} {k} times, separated by commas."], x=what.format(c=c.name), k=k)
+    answer = ", ".join([value] * k)
+    wrong = _distinct(rng, answer, lambda: ", ".join([rng.choice(pool)] * k), 2)
+    return Example(prompt, answer, (" ".join([value] * k), *wrong))  # type: ignore[arg-type]
+
+
+def calendar_repeat(rng: random.Random) -> Example:
+    """time + format: a day-arithmetic question whose answer is repeated k times, comma separated."""
+    d, k = rng.randrange(7), rng.randint(1, 6)
+    forward = rng.random() < 0.6
+    value = DAYS[(d + k) % 7] if forward else DAYS[(d - k) % 7]
+    q = (f"What day comes {k} days after {DAYS[d]}?" if forward else f"What day was {k} days before {DAYS[d]}?")
+    m = rng.randint(2, 4)
+    prompt = _q(rng, ["{q} Say the day {m} times, comma separated.", "{q} Repeat the day {m} times, separated by commas."], q=q, m=m)
+    answer = ", ".join([value] * m)
+    wrong = _distinct(rng, answer, lambda: ", ".join([rng.choice(DAYS)] * m), 2)
+    return Example(prompt, answer, (" ".join([value] * m), *wrong))  # type: ignore[arg-type]
+
+
+def email_reader(rng: random.Random) -> Example:
+    """time + tools: convert three durations to a common unit, then call send_email for the longest one."""
+    big, small, factor = rng.choice([("hours", "minutes", 60), ("days", "hours", 24), ("weeks", "days", 7), ("minutes", "seconds", 60)])
+    people = rng.sample(NAMES, 3)
+    while True:
+        # one duration in the big unit, the others in the small unit; all distinct once converted
+        n = rng.randint(1, 5)
+        smalls = [rng.randint(max(1, factor * n // 2), factor * n * 2) for _ in range(2)]
+        totals = [n * factor, *smalls]
+        if len(set(totals)) == 3:
+            break
+    order = [0, 1, 2]
+    rng.shuffle(order)
+    parts = [f"{people[i]} read for {n} {big}" if i == 0 else f"{people[i]} read for {smalls[i - 1]} {small}" for i in order]
+    story = f"{parts[0]}, {parts[1]} and {parts[2]}."
+    winner = people[max(range(3), key=lambda i: totals[i])]
+    names = rng.sample([t for t in sorted(TOOLS) if t != "send_email"], 2) + ["send_email"]
+    rng.shuffle(names)
+    tool_list = "\n".join(f'- "{t}" (argument "{TOOLS[t][0]}"): {TOOLS[t][1]}' for t in names)
+    request = rng.choice(["Send an email to the person who read the largest number of {s}.", "Email the person who read for the largest number of {s}."]).format(s=small)
+    prompt = rng.choice(["Tools:\n{t}\n{st}\nRequest: {r}\nCall one tool as JSON.", "You can call these functions:\n{t}\n{st}\nUser: {r}\nReply with a JSON function call."]).format(t=tool_list, st=story, r=request) + "\nAnswer:"
+
+    def call(t: str, v: str) -> str:
+        return json.dumps({"name": t, "arguments": {TOOLS[t][0]: v}})
+
+    losers = [p for p in people if p != winner]
+    wrong_tool = next(t for t in names if t != "send_email")
+    return Example(prompt, call("send_email", winner), (call("send_email", losers[0]), call("send_email", losers[1]), call(wrong_tool, winner)))
+
+
+def code_plus(rng: random.Random) -> Example:
+    """code + math: run a short program in your head, then add to or subtract from what it prints."""
+    v1, v2 = rng.sample(VARS, 2)
+    a, b = rng.randint(1, 20), rng.randint(1, 9)
+    if rng.random() < 0.5:
+        code, printed = f"{v1} = {a}\n{v2} = {v1} + {b}\nprint({v2})", a + b
+    else:
+        code, printed = f"{v1} = {a}\n{v1} = {v1} * 2\nprint({v1})", a * 2
+    k = rng.randint(2, 19)
+    minus = rng.random() < 0.4 and printed > k
+    value = printed - k if minus else printed + k
+    prompt = rng.choice(["What does this Python program print?\n{c}\nWhat is the printed number {op} {k}?", "Python:\n{c}\nWhat is the printed number {op} {k}?"]).format(c=code, op="minus" if minus else "plus", k=k) + "\nAnswer:"
+    answer = str(value)
+    pending = [str(printed)]  # the code-only answer (no arithmetic step) comes first, unless prefix-related
+
+    def candidate() -> str:
+        return pending.pop() if pending else str(max(0, value + rng.choice([-10, -2, -1, 1, 2, 10, 3, -3, 11, -11])))
+
+    return Example(prompt, answer, _distinct(rng, answer, candidate))  # type: ignore[arg-type]
+
+
+COMPOSITION_FAMILIES: dict[str, Callable[[random.Random], Example]] = {
+    "bracket_word_problem": bracket_word_problem,
+    "sorted_dash": sorted_dash,
+    "fact_repeat": fact_repeat,
+    "calendar_repeat": calendar_repeat,
+    "email_reader": email_reader,
+    "code_plus": code_plus,
+}
+# family -> the two experts whose skills it needs (none of these families is in FAMILIES, EXPERTS, HELD_IN or HELD_OUT)
+COMPOSITION: dict[str, tuple[str, str]] = {
+    "bracket_word_problem": ("math", "format"),
+    "sorted_dash": ("algo", "format"),
+    "fact_repeat": ("facts", "format"),
+    "calendar_repeat": ("time", "format"),
+    "email_reader": ("time", "tools"),
+    "code_plus": ("code", "math"),
+}

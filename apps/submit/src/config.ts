@@ -1,3 +1,4 @@
+import { DEFAULT_STRATEGY } from "@merge/strategies";
 import { readFile } from "node:fs/promises";
 import { extname } from "node:path";
 import { parse as parseYaml } from "yaml";
@@ -45,7 +46,7 @@ export const DEFAULT_CONFIG: SubmitConfig = {
   experts: ["data/zoo/experts/*"],
   data: "data/test.csv",
   out: "output/test.csv",
-  strategy: { method: "osm", hyperparameters: {} },
+  strategy: { method: DEFAULT_STRATEGY, hyperparameters: {} },
   runtime: {
     dtype: "fp32",
     executionProvider: "cpu",

@@ -4,6 +4,7 @@ import {
   DEFAULT_STRATEGY,
   getStrategy,
   listStrategies,
+  routedForward,
   type ModuleMergeInput,
   toLowRank,
 } from "@merge/strategies";
@@ -30,10 +31,20 @@ const input: ModuleMergeInput = {
 for (const s of listStrategies())
   console.log(`${s.name.padEnd(20)} defaults ${JSON.stringify(s.defaults)}`);
 
-const osm = getStrategy(DEFAULT_STRATEGY); // "osm"
-const merged = osm.merge(input, {}, { seed: 0 });
+// The default, lift_routing, keeps every expert and a router; routedForward applies it to inputs.
+const routed = getStrategy(DEFAULT_STRATEGY).merge(input, {}, { seed: 0 });
+if (routed.kind === "routed") {
+  const x = Float32Array.from({ length: 40 }, (_, j) => routed.experts[1]!.A[j]!); // in expert 1's subspace
+  const { gates } = routedForward(routed, x, 1);
+  console.log(
+    `${DEFAULT_STRATEGY}: routed result, gates for x = [${[...gates].map((g) => g.toFixed(2))}]`,
+  );
+}
+
+// A static merge: one low-rank update for every input.
+const merged = getStrategy("osm").merge(input, {}, { seed: 0 });
 console.log(
-  `${DEFAULT_STRATEGY}: ${merged.kind} result`,
+  `osm: ${merged.kind} result`,
   merged.kind === "lowrank" ? `of rank ${merged.rank}` : "",
 );
 
