@@ -1,6 +1,7 @@
 """Step 1 (CPU, seconds): train the tokenizer and write the eval CSVs and data/test.csv.
 
     .venv/bin/python tools/zoo/build_data.py            # writes data/zoo/base/tokenizer*, data/zoo/eval/*, data/test.csv
+    .venv/bin/python tools/zoo/build_data.py --only-compose   # writes only eval/held_out_compose.csv + eval/families_compose.csv
 
 Deterministic: same GENERATOR_SEED and GENERATOR_VERSION give byte-identical files.
 """
@@ -18,7 +19,7 @@ from pathlib import Path
 from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, processors, trainers
 
 sys.path.insert(0, str(Path(__file__).parent))
-from families import EXPERTS, FAMILIES, HELD_IN, HELD_OUT, prefix_related  # noqa: E402
+from families import COMPOSITION, COMPOSITION_FAMILIES, EXPERTS, FAMILIES, HELD_IN, HELD_OUT, prefix_related  # noqa: E402
 from kb import filler_paragraph, kb_paragraph  # noqa: E402
 
 GENERATOR_SEED = 20261126
@@ -120,7 +121,7 @@ TOKENIZER_CONFIG = {
 def rows_for(split: str, family: str, n: int) -> list[dict[str, str]]:
     """n rows of one family; even rows are multiple_choice, odd rows generation."""
     rng = random.Random(seed_for(split, family))
-    gen = FAMILIES[family]
+    gen = FAMILIES[family] if family in FAMILIES else COMPOSITION_FAMILIES[family]
     seen: set[str] = set()
     rows = []
     while len(rows) < n:
@@ -153,7 +154,31 @@ def expert_of(family: str) -> str:
     return next((name for name, fs in EXPERTS.items() if family in fs), "")
 
 
+LABELLED = ["id", "input", "target", "answer_choices", "eval_type"]
+INDEX = ["split", "id", "family", "expert"]
+
+
+def write_compose() -> int:
+    """eval/held_out_compose.csv (labelled, like held_out.csv) and eval/families_compose.csv (expert = "a+b").
+
+    Composition families are in no expert group and not in FAMILIES, so this touches no other output."""
+    split = "held_out_compose"
+    rows = [r for f in COMPOSITION_FAMILIES for r in rows_for(split, f, EVAL_PER_FAMILY)]
+    index_rows = []
+    for i, r in enumerate(rows):
+        r["id"] = str(i)
+        index_rows.append({"split": split, "id": str(i), "family": r["family"], "expert": "+".join(COMPOSITION[r["family"]])})
+    atomic_write(ZOO / "eval" / f"{split}.csv", to_csv(rows, LABELLED))
+    atomic_write(ZOO / "eval" / "families_compose.csv", to_csv(index_rows, INDEX))
+    return len(rows)
+
+
 def main() -> None:
+    if sys.argv[1:] == ["--only-compose"]:
+        print(f"compose: {write_compose()} rows")
+        return
+    if sys.argv[1:]:
+        raise SystemExit(f"usage: build_data.py [--only-compose] (got {sys.argv[1:]})")
     tok = build_tokenizer()
     atomic_write(ZOO / "base" / "tokenizer.json", tok.to_str(pretty=True))
     atomic_write(ZOO / "base" / "tokenizer_config.json", json.dumps(TOKENIZER_CONFIG, indent=2) + "\n")
@@ -178,7 +203,8 @@ def main() -> None:
     labels = [dict(r, answer_choices=r["answer_choices"] or "None") for r in test]
     atomic_write(ZOO / "eval" / "test_labelled.csv", to_csv(labels, labelled))
     atomic_write(ZOO / "eval" / "test_families.csv", to_csv([{"split": "test", "id": r["id"], "family": r["family"], "expert": expert_of(r["family"])} for r in test], ["split", "id", "family", "expert"]))
-    print(f"tokenizer: {tok.get_vocab_size()} tokens; eval: {len(index_rows)} rows; test: {len(test)} rows")
+    n_compose = write_compose()
+    print(f"tokenizer: {tok.get_vocab_size()} tokens; eval: {len(index_rows)} rows; test: {len(test)} rows; compose: {n_compose} rows")
 
 
 if __name__ == "__main__":

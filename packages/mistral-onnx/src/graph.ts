@@ -1,13 +1,19 @@
-import { f32ToF16 } from "@merge/tensor-io";
 import type { MistralConfig } from "./config.js";
 import { PROJECTION } from "./deltas.js";
+import { graphContext, type ModelDtype } from "./graph/context.js";
+import {
+  type LinearOptions,
+  linear as linearPart,
+  matmulW as matmulPart,
+  type WeightQuant,
+} from "./graph/linear.js";
+import { attentionBias } from "./graph/mask.js";
+import { rmsNorm as rmsNormPart } from "./graph/norm.js";
+import { rotary } from "./graph/rotary.js";
 import type { GraphBuilder } from "./onnx/graph-builder.js";
-import type { ElemType } from "./onnx/proto.js";
-import { routedBranch } from "./graph/routed.js";
-import { quantizeBlockwise } from "./quantize.js";
-import { type FusedWeight, transposeInto, type WeightReader } from "./weights.js";
+import type { FusedWeight, WeightReader } from "./weights.js";
 
-export type ModelDtype = "fp32" | "fp16";
+export type { ModelDtype, WeightQuant };
 
 /** Graph input/output names; the runner binds these. */
 export const IO = {
@@ -22,11 +28,7 @@ export const IO = {
   presentValue: (l: number) => `present.${l}.value`,
 } as const;
 
-/** Added to the scores of masked keys (in float32). Finite, so fully masked (padding) rows stay NaN-free. */
-const MASKED = -1e30;
 const INT64_BIG = 2 ** 62;
-
-export type WeightQuant = "none" | "int8" | "int4";
 
 export interface DecoderGraphOptions {
   dtype: ModelDtype;
@@ -39,12 +41,6 @@ export interface DecoderGraphOptions {
   /** Quantize lm_head too (default true). */
   quantizeLmHead?: boolean;
   onProgress?: (done: number, total: number, what: string) => void;
-}
-
-function toBytes(x: Float32Array, dtype: ModelDtype): Uint8Array {
-  if (dtype === "fp32") return new Uint8Array(x.buffer, x.byteOffset, x.byteLength);
-  const h = f32ToF16(x);
-  return new Uint8Array(h.buffer, h.byteOffset, h.byteLength);
 }
 
 /**
@@ -61,7 +57,6 @@ export async function buildDecoderGraph(
   options: DecoderGraphOptions,
 ): Promise<void> {
   const { dtype } = options;
-  const elem: ElemType = dtype === "fp32" ? "float32" : "float16";
   const H = c.hiddenSize;
   const D = c.headDim;
   const Hq = c.numHeads;
@@ -72,13 +67,13 @@ export async function buildDecoderGraph(
   let done = 0;
   const step = (what: string) => options.onProgress?.(++done, totalSteps, what);
 
-  const i64 = (v: number[]) => g.constant("int64", v);
-  const f32 = (v: number) => g.constant("float32", [v], []);
-  const toF32 = (x: string) =>
-    dtype === "fp32" ? x : g.op1("Cast", [x], { attrs: { to: { int: 1 } } });
-  const toModel = (x: string) =>
-    dtype === "fp32" ? x : g.op1("Cast", [x], { attrs: { to: { int: 10 } } });
-  const unsqueeze = (x: string, axes: number[]) => g.op1("Unsqueeze", [x, i64(axes)]);
+  const ctx = graphContext(g, dtype);
+  const { elem, i64, f32, toF32, toModel } = ctx;
+  const linearOptions: LinearOptions = {
+    weightQuant: options.weightQuant ?? "none",
+    quantBlockSize: options.quantBlockSize ?? 128,
+    quantAccuracyLevel: options.quantAccuracyLevel ?? 4,
+  };
 
   // ---- inputs
   const inputIds = g.input(IO.inputIds, "int64", ["batch", "seq"]);
@@ -93,136 +88,32 @@ export async function buildDecoderGraph(
     ]);
   }
 
-  // ---- attention bias [B,1,S,T]: causal by index in the padded sequence (as transformers does),
-  // sliding window, and the padding mask.
   g.setScope("/mask");
-  const S1 = g.op1("Slice", [g.op1("Shape", [inputIds]), i64([1]), i64([2])]);
-  const T1 = g.op1("Slice", [g.op1("Shape", [attnMask]), i64([1]), i64([2])]);
-  const P1 = g.op1("Sub", [T1, S1]);
-  const squeeze = (x: string) => g.op1("Squeeze", [x, i64([0])]);
-  const T = squeeze(T1);
-  const P = squeeze(P1);
-  const one = g.constant("int64", [1], []);
-  const zero = g.constant("int64", [0], []);
-  const kIdx = unsqueeze(g.op1("Range", [zero, T, one]), [0]); // [1,T]
-  const qIdx = unsqueeze(g.op1("Range", [P, T, one]), [1]); // [S,1]
-  let allowed = g.op1("LessOrEqual", [kIdx, qIdx]); // [S,T]
-  if (c.slidingWindow !== null) {
-    const lower = g.op1("Sub", [qIdx, g.constant("int64", [c.slidingWindow], [])]);
-    allowed = g.op1("And", [allowed, g.op1("Greater", [kIdx, lower])]);
-  }
-  const padOk = unsqueeze(g.op1("Cast", [attnMask], { attrs: { to: { int: 9 } } }), [1, 2]); // [B,1,1,T]
-  const allowed4 = g.op1("And", [unsqueeze(allowed, [0, 1]), padOk]);
-  const bias = g.op1("Where", [allowed4, f32(0), f32(MASKED)]);
-
-  // ---- rotary tables [B,1,S,D]; HF computes them in float32 from position_ids.
+  const bias = attentionBias(ctx, inputIds, attnMask, c.slidingWindow);
   g.setScope("/rotary");
-  const invFreq: number[] = [];
-  for (let i = 0; i < D; i += 2) invFreq.push(1 / c.ropeTheta ** (i / D) / c.ropeLinearFactor);
-  const invFreqT = g.constant("float32", invFreq.map(Math.fround));
-  const pos = unsqueeze(g.op1("Cast", [positionIds], { attrs: { to: { int: 1 } } }), [2]); // [B,S,1]
-  const freqs = g.op1("Mul", [pos, invFreqT]); // [B,S,D/2]
-  const cosHalf = g.op1("Cos", [freqs]);
-  const sinHalf = g.op1("Sin", [freqs]);
-  const cos = toModel(
-    unsqueeze(g.op1("Concat", [cosHalf, cosHalf], { attrs: { axis: { int: -1 } } }), [1]),
-  );
-  const sinSigned = toModel(
-    unsqueeze(
-      g.op1("Concat", [g.op1("Neg", [sinHalf]), sinHalf], { attrs: { axis: { int: -1 } } }),
-      [1],
-    ),
-  );
-  const halves = i64([D / 2, D / 2]);
-  // x·cos + rotate_half(x)·sin, with rotate_half(x)·sin = [x2, x1]·[-sin, sin].
-  const rope = (x: string) => {
-    const [x1, x2] = g.op("Split", [x, halves], { attrs: { axis: { int: -1 } }, outputs: 2 }) as [
-      string,
-      string,
-    ];
-    const swapped = g.op1("Concat", [x2, x1], { attrs: { axis: { int: -1 } } });
-    return g.op1("Add", [g.op1("Mul", [x, cos]), g.op1("Mul", [swapped, sinSigned])]);
-  };
+  const rope = rotary(ctx, positionIds, D, c.ropeTheta, c.ropeLinearFactor);
 
   const rmsNorm = async (x: string, weightName: string) => {
-    const w = await weights.tensor(weightName, [H]);
-    const wName = await g.weight(weightName, elem, [H], toBytes(w, dtype));
-    const x32 = toF32(x);
-    const ms = g.op1("ReduceMean", [g.op1("Pow", [x32, f32(2)])], {
-      attrs: { axes: { ints: [-1] }, keepdims: { int: 1 } },
-    });
-    const y = g.op1("Div", [x32, g.op1("Sqrt", [g.op1("Add", [ms, f32(c.rmsNormEps)])])]);
+    const y = await rmsNormPart(
+      ctx,
+      x,
+      weightName,
+      await weights.tensor(weightName, [H]),
+      c.rmsNormEps,
+    );
     step(weightName);
-    return g.op1("Mul", [toModel(y), wName]);
+    return y;
   };
-
-  const quant = options.weightQuant ?? "none";
-  const blockSize = options.quantBlockSize ?? 128;
-  /** x·Wᵀ for W out × in: MatMul on the transposed weight, or MatMulNBits on quantized rows. */
-  const matmulW = async (
+  const matmulW = (
     x: string,
     name: string,
     w: Float32Array,
     inF: number,
     outF: number,
     quantize = true,
-  ) => {
-    if (quant === "none" || !quantize) {
-      const wT = new Float32Array(inF * outF);
-      transposeInto(wT, outF, 0, w, outF, inF);
-      return g.op1("MatMul", [
-        x,
-        await g.weight(`${name}.weight_T`, elem, [inF, outF], toBytes(wT, dtype)),
-      ]);
-    }
-    const bits = quant === "int4" ? 4 : 8;
-    const q = quantizeBlockwise(w, outF, inF, bits, blockSize);
-    const kBlocks = Math.ceil(inF / blockSize);
-    const b = await g.weight(
-      `${name}.weight_q${bits}`,
-      "uint8",
-      [outF, kBlocks, (blockSize * bits) / 8],
-      q.data,
-    );
-    const sc = await g.weight(
-      `${name}.weight_scales`,
-      elem,
-      [outF * kBlocks],
-      toBytes(q.scales, dtype),
-    );
-    return g.op1("MatMulNBits", [x, b, sc], {
-      domain: "com.microsoft",
-      attrs: {
-        K: { int: inF },
-        N: { int: outF },
-        bits: { int: bits },
-        block_size: { int: blockSize },
-        accuracy_level: { int: options.quantAccuracyLevel ?? 4 },
-      },
-    });
-  };
-
-  /** x·Wᵀ for a fused weight, plus its LoRA side branch when it has one. */
+  ) => matmulPart(ctx, linearOptions, x, name, w, inF, outF, quantize);
   const linear = async (x: string, name: string, fw: FusedWeight, inF: number, outF: number) => {
-    let y = await matmulW(x, name, fw.w, inF, outF);
-    if (fw.side) {
-      const a = await g.weight(
-        `${name}.lora_A_T`,
-        elem,
-        [inF, fw.side.rank],
-        toBytes(fw.side.aT, dtype),
-      );
-      const b = await g.weight(
-        `${name}.lora_B_T`,
-        elem,
-        [fw.side.rank, outF],
-        toBytes(fw.side.bT, dtype),
-      );
-      y = g.op1("Add", [y, g.op1("MatMul", [g.op1("MatMul", [x, a]), b])]);
-    }
-    if (fw.routed && fw.routed.rank > 0) {
-      y = g.op1("Add", [y, await routedBranch(g, x, name, fw.routed, inF, outF, dtype)]);
-    }
+    const y = await linearPart(ctx, linearOptions, x, name, fw, inF, outF);
     step(name);
     return y;
   };
@@ -230,12 +121,7 @@ export async function buildDecoderGraph(
   // ---- embedding
   g.setScope("/embed");
   const embed = await weights.tensor("model.embed_tokens.weight", [V, H]);
-  const embedName = await g.weight(
-    "model.embed_tokens.weight",
-    elem,
-    [V, H],
-    toBytes(embed, dtype),
-  );
+  const embedName = await g.weight("model.embed_tokens.weight", elem, [V, H], ctx.bytes(embed));
   step("model.embed_tokens.weight");
   // The tied head reuses the embedding matrix (V × H = out × in).
   let lmHead: Float32Array | null = c.tieWordEmbeddings ? embed : null;

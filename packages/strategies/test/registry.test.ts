@@ -7,10 +7,10 @@ const rng = new Rng(1);
 const e = randomExpert(rng, 24, 40, 2);
 
 describe("registry", () => {
-  it("lists every required strategy once, the default (osm) first", () => {
+  it("lists every required strategy once, the default (lift_routing) first", () => {
     const names = listStrategies().map((s) => s.name);
     expect(names[0]).toBe(DEFAULT_STRATEGY);
-    expect(DEFAULT_STRATEGY).toBe("osm");
+    expect(DEFAULT_STRATEGY).toBe("lift_routing");
     expect(new Set(names).size).toBe(names.length);
     for (const n of [
       "osm",
@@ -25,9 +25,22 @@ describe("registry", () => {
       "svd",
       "knots",
       "ties_svd",
+      "iso_c",
+      "tsv_m",
+      "smile",
+      "arrow",
+      "lift_routing",
     ]) {
       expect(names).toContain(n);
     }
+  });
+  it("declares a result kind: routed for smile, arrow and lift_routing, low-rank for iso_c and tsv_m", () => {
+    for (const s of listStrategies()) {
+      expect(["lowrank", "dense", "routed"]).toContain(s.resultKind);
+      expect(s.resultKind === "routed").toBe(["smile", "arrow", "lift_routing"].includes(s.name));
+    }
+    expect(getStrategy("iso_c").resultKind).toBe("lowrank");
+    expect(getStrategy("tsv_m").resultKind).toBe("lowrank");
   });
   it("every strategy documents itself and cites a reference", () => {
     for (const s of listStrategies()) {
@@ -37,7 +50,9 @@ describe("registry", () => {
     }
   });
   it("unknown names list the known ones", () => {
-    expect(() => getStrategy("avg")).toThrow(/unknown strategy "avg" \(known: osm, linear/);
+    expect(() => getStrategy("avg")).toThrow(
+      /unknown strategy "avg" \(known: lift_routing, osm, linear/,
+    );
   });
 });
 

@@ -1,6 +1,5 @@
-import { f32ToF16 } from "@merge/tensor-io";
-import type { GraphBuilder } from "../onnx/graph-builder.js";
 import type { RoutedBranch } from "../weights.js";
+import type { GraphContext } from "./context.js";
 
 /** Added to the scores of absent experts: finite, so softmax stays NaN-free. */
 const ABSENT = -1e30;
@@ -13,26 +12,14 @@ const ABSENT = -1e30;
  * The router runs in float32 whatever the model dtype.
  */
 export async function routedBranch(
-  g: GraphBuilder,
+  c: GraphContext,
   x: string,
   name: string,
   rb: RoutedBranch,
   inF: number,
   sumOut: number,
-  dtype: "fp32" | "fp16",
 ): Promise<string> {
-  const elem = dtype === "fp32" ? "float32" : "float16";
-  const bytes = (v: Float32Array) => {
-    if (dtype === "fp32") return new Uint8Array(v.buffer, v.byteOffset, v.byteLength);
-    const h = f32ToF16(v);
-    return new Uint8Array(h.buffer, h.byteOffset, h.byteLength);
-  };
-  const toF32 = (t: string) =>
-    dtype === "fp32" ? t : g.op1("Cast", [t], { attrs: { to: { int: 1 } } });
-  const toModel = (t: string) =>
-    dtype === "fp32" ? t : g.op1("Cast", [t], { attrs: { to: { int: 10 } } });
-  const i64 = (v: number[]) => g.constant("int64", v);
-  const f32 = (v: number) => g.constant("float32", [v], []);
+  const { g, elem, bytes, toF32, toModel, i64, f32 } = c;
   const { router, rank: R, modules: M, experts: E } = rb;
   const G = M * E;
 

@@ -7,11 +7,13 @@ import {
   type Router,
   StrategyError,
 } from "../types.js";
+import { nonzeroRank } from "./spectral.js";
 
 /**
  * Each expert as an orthonormal input basis A (its right singular vectors, rows) and B = U·S,
- * from the exact factor-space SVD of scale·B·A. Directions with a zero singular value are
- * dropped: they are null-space directions that would add noise to the router's scores.
+ * from the exact factor-space SVD of scale·B·A (scale folded in Float64). Directions with a zero
+ * singular value (σ ≤ SINGULAR_TOLERANCE·σ_max, round-off of a rank-deficient LoRA) are dropped:
+ * they are null-space directions that would add noise to the router's scores.
  * An expert whose update is exactly zero becomes null (it has nothing to route to).
  */
 export function routedExperts(input: ModuleMergeInput): Array<RoutedExpert | null> {
@@ -25,8 +27,7 @@ export function routedExperts(input: ModuleMergeInput): Array<RoutedExpert | nul
       outFeatures: m,
       inFeatures: n,
     });
-    let k = 0;
-    while (k < svd.rank && svd.S[k]! > 0) k++;
+    const k = nonzeroRank(svd.S);
     if (k === 0) return null;
     const A = new Float32Array(k * n);
     const B = new Float32Array(m * k);
@@ -38,8 +39,8 @@ export function routedExperts(input: ModuleMergeInput): Array<RoutedExpert | nul
   });
 }
 
-function scaled(x: Float32Array, s: number): Float32Array {
-  const y = new Float32Array(x.length);
+function scaled(x: Float32Array, s: number): Float64Array {
+  const y = new Float64Array(x.length);
   for (let i = 0; i < x.length; i++) y[i] = x[i]! * s;
   return y;
 }

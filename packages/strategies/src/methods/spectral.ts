@@ -3,14 +3,19 @@ import { checkRange, defineStrategy, expertWeights } from "../hyper.js";
 import { lowRankResult } from "../to-low-rank.js";
 import type { ModuleMergeInput } from "../types.js";
 import { weightedSumFactors } from "./linear.js";
+import { SINGULAR_TOLERANCE } from "./osm.js";
 
 /**
- * The nonzero part of an SVD: a sum of LoRAs has rank ≤ Σ r_i, so every spectrum method here
- * works on those R directions only and never gives null-space directions weight.
+ * The nonzero part of an SVD (S descending): a sum of LoRAs has rank ≤ Σ r_i, so every spectrum
+ * method here works on those R directions only and never gives null-space directions weight.
+ * "Nonzero" is relative, σ > SINGULAR_TOLERANCE·σ_max as in OSM and KnOTS: when experts share a
+ * subspace (or a LoRA is rank deficient) the factor-space SVD returns round-off singular values
+ * of order 1e-16·σ_max, not exact zeros, and their directions are noise.
  */
-function nonzeroRank(S: ArrayLike<number>): number {
+export function nonzeroRank(S: ArrayLike<number>): number {
+  const floor = S.length > 0 ? SINGULAR_TOLERANCE * S[0]! : 0;
   let k = 0;
-  while (k < S.length && S[k]! > 0) k++;
+  while (k < S.length && S[k]! > floor) k++;
   return k;
 }
 
@@ -54,7 +59,7 @@ export const tsvM = defineStrategy({
       if (e === null) return;
       const svd = lowRankSvd({
         A: e.A,
-        B: e.B.map((b) => b * e.scale * w[i]!),
+        B: Float64Array.from(e.B, (b) => b * e.scale * w[i]!), // Float64: no extra rounding
         rank: e.rank,
         outFeatures: m,
         inFeatures: n,
