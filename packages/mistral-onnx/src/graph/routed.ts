@@ -43,7 +43,6 @@ export async function routedBranch(
   const memberT = new Float32Array(G * R);
   for (let c = 0; c < R; c++)
     for (let grp = 0; grp < G; grp++) memberT[grp * R + c] = member[c * G + grp] as number;
-  const memberW = await g.weight(`${name}.routed_groups`, "float32", [R, G], f32Bytes(member));
   const spreadW = await g.weight(`${name}.routed_spread`, "float32", [G, R], f32Bytes(memberT));
 
   let score: string; // [B,S,G]
@@ -51,6 +50,7 @@ export async function routedBranch(
     const firstW = await g.weight(`${name}.routed_first`, "float32", [R, G], f32Bytes(firstOnly));
     score = g.op1("MatMul", [g.op1("Abs", [z]), firstW]);
   } else {
+    const memberW = await g.weight(`${name}.routed_groups`, "float32", [R, G], f32Bytes(member));
     const energy = g.op1("MatMul", [g.op1("Mul", [z, z]), memberW]);
     if (router.score === "norm") {
       score = g.op1("Sqrt", [energy]);
