@@ -375,7 +375,8 @@ HELD_OUT = [f for f in FAMILIES if f not in HELD_IN]
 # built from FAMILIES (tokenizer corpus, pretraining, expert data, data/test.csv) changes; build_data.py writes
 # them to eval/held_out_compose.csv only. Answers use only token forms the base already saw in pretraining
 # (digits, brackets, hyphens, ", "-repetition of a word that starts with "▁", tool JSON with known names/keys).
-# MC distractors mix "right skill A, wrong skill B" and the reverse, so one expert alone cannot pick the answer.
+# MC distractors mix "right skill A, wrong skill B" and the reverse, so one expert alone cannot pick the answer;
+# a right-value-wrong-format distractor has the answer's token count (no shorter choice to win by length).
 def _word_problem_text(rng: random.Random) -> tuple[str, int]:
     name, thing = rng.choice(NAMES), rng.choice(THINGS)
     a, b = rng.randint(2, 20), rng.randint(1, 9)
@@ -433,7 +434,7 @@ def fact_repeat(rng: random.Random) -> Example:
     prompt = _q(rng, ["Say {x} {k} times, comma separated.", "Repeat {x} {k} times, separated by commas."], x=what.format(c=c.name), k=k)
     answer = ", ".join([value] * k)
     wrong = _distinct(rng, answer, lambda: ", ".join([rng.choice(pool)] * k), 2)
-    return Example(prompt, answer, (" ".join([value] * k), *wrong))  # type: ignore[arg-type]
+    return Example(prompt, answer, (". ".join([value] * k), *wrong))  # type: ignore[arg-type]
 
 
 def calendar_repeat(rng: random.Random) -> Example:
@@ -446,7 +447,7 @@ def calendar_repeat(rng: random.Random) -> Example:
     prompt = _q(rng, ["{q} Say the day {m} times, comma separated.", "{q} Repeat the day {m} times, separated by commas."], q=q, m=m)
     answer = ", ".join([value] * m)
     wrong = _distinct(rng, answer, lambda: ", ".join([rng.choice(DAYS)] * m), 2)
-    return Example(prompt, answer, (" ".join([value] * m), *wrong))  # type: ignore[arg-type]
+    return Example(prompt, answer, (". ".join([value] * m), *wrong))  # type: ignore[arg-type]
 
 
 def email_reader(rng: random.Random) -> Example:

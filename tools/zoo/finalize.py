@@ -122,7 +122,53 @@ def reference_md(results: dict) -> str:
     )
     t = results["timing"]
     lines += ["", f"Timing on {results['device']}: base {t.get('base_train_s')} s, experts {t.get('experts_train_s')} s, reference eval {t.get('eval_s')} s.", ""]
+    if "composition" in results:
+        lines += composition_md(results["composition"])
     return "\n".join(lines)
+
+
+def composition_md(comp: dict) -> list[str]:
+    """The "composition" key written by tools/zoo/score_compose.py: families that need two experts at once."""
+    fams, need, models = comp["families"], comp["experts_needed"], comp["models"]
+    short = {f: f.replace("_", " ") for f in fams}
+    v = comp["versions"]
+    n = sorted(set(comp["rows_per_family"].values()))
+    lines = [
+        "## Composition (held out, two skills)",
+        "",
+        f"Computed by `tools/zoo/score_compose.py` (same protocol, generation up to {comp['max_new_tokens']} new tokens) on "
+        f"{comp['device']} (torch {v['torch']}, transformers {v['transformers']}, peft {v['peft']}), over `{comp['eval_file']}` "
+        f"({'/'.join(map(str, n))} rows per family, half multiple choice, half generation). Each family needs the skills of two "
+        "experts in one answer and is in no expert's training data; multiple-choice distractors mix right-skill-A/wrong-skill-B "
+        "and the reverse. Families: "
+        + "; ".join(f"`{f}` ({' + '.join(need[f])})" for f in fams)
+        + ".",
+        "",
+        "| model | " + " | ".join(f"{short[f]} ({'+'.join(need[f])})" for f in fams) + " | mean |",
+        "| --- |" + " ---: |" * (len(fams) + 1),
+    ]
+    for m, r in models.items():
+        fam = r["families"]
+        lines.append(f"| {m} | " + " | ".join(pct(fam[f]["all"]) for f in fams) + f" | {pct(sum(fam[f]['all'] for f in fams) / len(fams))} |")
+    lines += ["", "Multiple choice / generation (%):", ""]
+    lines.append("| model | " + " | ".join(short[f] for f in fams) + " |")
+    lines.append("| --- |" + " ---: |" * len(fams))
+    for m, r in models.items():
+        fam = r["families"]
+        lines.append(f"| {m} | " + " | ".join(f"{pct(fam[f]['mc'])}/{pct(fam[f]['gen'])}" for f in fams) + " |")
+    singles = [m for m in models if m == "base" or m.startswith("expert:")]
+    best = {f: max(singles, key=lambda m: models[m]["families"][f]["all"]) for f in fams}
+    top = max(models[best[f]]["families"][f]["all"] for f in fams)
+    lines += [
+        "",
+        f"Target: the base and every single expert ≤ 50% on each composition family; best single model per family: "
+        + ", ".join(f"{short[f]} {pct(models[best[f]]['families'][f]['all'])}% (`{best[f]}`)" for f in fams)
+        + (" — met." if top <= 0.5 else " — **missed**."),
+        "",
+    ]
+    if comp.get("note"):
+        lines += [f"Note: {comp['note']}.", ""]
+    return lines
 
 
 def manifest() -> dict:

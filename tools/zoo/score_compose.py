@@ -36,14 +36,14 @@ def load_rows() -> list[dict]:
     return [dict(r, family=x["family"]) for r, x in zip(rows, index)]
 
 
-def evaluate_full(model, tok: Tokenizer, rows: list[dict], families: list[str], bs: int) -> dict:
+def evaluate_full(model, tok: Tokenizer, rows: list[dict], families: list[str], bs: int, device: str = "cpu") -> dict:
     """train.evaluate's result layout, with the full 32 new tokens on the CPU (train.evaluate cuts CPU runs to 6).
     Generation prompts are batched by length so that a batch's padding stays small."""
     mc = [r for r in rows if r["eval_type"] == "multiple_choice"]
     gen = [r for r in rows if r["eval_type"] == "generation"]
-    mc_ok = score_mc(model, tok, mc, "cpu", bs=128)
+    mc_ok = score_mc(model, tok, mc, device, bs=128)
     order = sorted(range(len(gen)), key=lambda i: len(tok.encode(gen[i]["input"]).ids))
-    outs = greedy(model, tok, [gen[i]["input"] for i in order], "cpu", max_new=MAX_NEW, bs=bs)
+    outs = greedy(model, tok, [gen[i]["input"] for i in order], device, max_new=MAX_NEW, bs=bs)
     gen_out = [""] * len(gen)
     for i, o in zip(order, outs):
         gen_out[i] = o
@@ -63,6 +63,9 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--bs", type=int, default=25, help="generation batch size (rows sorted by prompt length)")
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--device", default="cpu", help="cpu (default) or cuda (a cross-check; same protocol)")
+    ap.add_argument("--only", default="", help="comma list of models to score (e.g. base,expert:math): a quick check, implies --out")
+    ap.add_argument("--out", default="", help="write the 'composition' object to this JSON file instead of data/zoo/results.json")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     import peft
@@ -75,13 +78,22 @@ def main() -> None:
     rows = load_rows()
     fams = list(COMPOSITION_FAMILIES)
     assert sorted({r["family"] for r in rows}) == sorted(fams), "regenerate the CSVs: build_data.py --only-compose"
-    base = MistralForCausalLM.from_pretrained(ZOO / "base", dtype=torch.float32)
+    device = args.device
+    if device == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = False
+    base = MistralForCausalLM.from_pretrained(ZOO / "base", dtype=torch.float32).to(device)
     base.eval()
     models: dict[str, dict] = {}
 
+    only = set(args.only.split(",")) if args.only else None
+    if only and not args.out:
+        raise SystemExit("--only writes a partial table: give --out")
+
     def run(name: str, model) -> None:
+        if only is not None and name not in only:
+            return
         t = time.time()
-        models[name] = evaluate_full(model, tok, rows, fams, args.bs)
+        models[name] = evaluate_full(model, tok, rows, fams, args.bs, device)
         fam = models[name]["families"]
         print(f"[{time.time() - t0:6.1f}s] {name:14s} " + " ".join(f"{f}={100 * fam[f]['all']:.0f}" for f in fams) + f"  ({time.time() - t:.1f}s)", flush=True)
 
@@ -100,9 +112,7 @@ def main() -> None:
     pm.set_adapter("merge_average")
     run("merge:average", pm)
 
-    results_path = ZOO / "results.json"
-    results = json.loads(results_path.read_text())
-    results["composition"] = {
+    composition = {
         "families": fams,
         "experts_needed": {f: list(COMPOSITION[f]) for f in fams},
         "eval_file": "eval/held_out_compose.csv",
@@ -110,10 +120,17 @@ def main() -> None:
         "merges": {"average": {"combination_type": "cat", "weights": [1.0 / k] * k, "description": "exact average of the 8 deltas (PEFT 'cat', weights 1/8, rank 64)"}},
         "models": models,
         "max_new_tokens": MAX_NEW,
-        "device": "cpu",
+        "device": "cpu" if device == "cpu" else torch.cuda.get_device_name(),
         "versions": {"torch": torch.__version__, "transformers": transformers.__version__, "peft": peft.__version__, "generator": GENERATOR_VERSION, "seed": GENERATOR_SEED},
         "eval_s": round(time.time() - t0, 1),
     }
+    if args.out:
+        atomic_write(Path(args.out), json.dumps(composition, indent=1) + "\n")
+        print(f"wrote {args.out} ({time.time() - t0:.0f} s)")
+        return
+    results_path = ZOO / "results.json"
+    results = json.loads(results_path.read_text())
+    results["composition"] = composition  # the only key written: the reference keys stay as train.py wrote them
     atomic_write(results_path, json.dumps(results, indent=1) + "\n")
     print(f"wrote results.json['composition'] ({time.time() - t0:.0f} s)")
 

@@ -2,7 +2,7 @@ import { knots } from "./methods/knots.js";
 import { cat, linear, svd, taskArithmetic } from "./methods/linear.js";
 import { osm } from "./methods/osm.js";
 import { arrow, liftRouting, smile } from "./methods/routed.js";
-import { isoC, tsvM } from "./methods/spectral.js";
+import { energyIso, isoC, tsvM } from "./methods/spectral.js";
 import { dare, dareLinear, dareTies, magnitudePrune, ties } from "./methods/sparse.js";
 import { withSvdTruncation } from "./methods/svd-variants.js";
 import { type StrategyDefinition, StrategyError } from "./types.js";
@@ -25,6 +25,7 @@ const STRATEGIES: readonly AnyStrategy[] = [
   cat,
   svd,
   knots,
+  energyIso,
   isoC,
   tsvM,
   smile,

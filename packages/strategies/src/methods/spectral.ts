@@ -38,6 +38,32 @@ export const isoC = defineStrategy({
   },
 });
 
+export const energyIso = defineStrategy({
+  name: "energy_iso",
+  resultKind: "lowrank",
+  description:
+    "Ours, energy-matched isotropic merge: the directions of the experts' summed update with a flat spectrum (as Iso-C), at the strength that gives the merge the mean energy of one expert, ‖ΔW‖²_F = mean_i ‖w_i ΔW_i‖²_F, so no scale has to be tuned.",
+  reference:
+    "this toolkit (packages/strategies/README.md, 'Energy-matched isotropic merge'); the flat spectrum follows Marczak et al. 2025 (Iso-C)",
+  defaults: {},
+  run(input, _h, ctx) {
+    const w = expertWeights(input, ctx);
+    const svd = lowRankSvd(weightedSumFactors(input, w));
+    const R = nonzeroRank(svd.S);
+    let energy = 0;
+    let present = 0;
+    input.experts.forEach((e, i) => {
+      if (e === null) return;
+      const own = lowRankSvd({ ...e, B: Float64Array.from(e.B, (b) => b * e.scale * w[i]!) });
+      for (let c = 0; c < own.rank; c++) energy += own.S[c]! * own.S[c]!;
+      present++;
+    });
+    // R equal singular values σ carry R·σ² of energy: σ = √(mean energy / R).
+    const sigma = R > 0 && present > 0 ? Math.sqrt(energy / present / R) : 0;
+    return directionsResult(input, svd.U, svd.V, svd.rank, R, () => sigma);
+  },
+});
+
 export const tsvM = defineStrategy({
   name: "tsv_m",
   resultKind: "lowrank",
