@@ -2,7 +2,7 @@
 // CLI, scored per family; rewrites the generated table in docs/merge-quality.md.
 // Env: MQ_METHODS (comma list, default: every registered method), MQ_OUT (work dir).
 import { execFileSync } from "node:child_process";
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { cpus } from "node:os";
 import { join } from "node:path";
 import { readCompetitionCsv } from "@merge/eval";
@@ -82,6 +82,8 @@ const kinds = new Map(listStrategies().map((s) => [s.name, s.resultKind]));
 const rows: string[] = [];
 for (const method of methods) {
   const out = join(WORK, method);
+  // A fresh folder each time: the build cache lives under it, and a cache hit would hide the merge time.
+  rmSync(out, { recursive: true, force: true });
   mkdirSync(out, { recursive: true });
   process.stderr.write(`merge-quality: ${method} ...\n`);
   const args = [
