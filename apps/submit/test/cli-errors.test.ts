@@ -28,10 +28,32 @@ describe("submit: clear errors on bad input", () => {
     }
   });
 
-  it("--list-methods lists the strategies, the default first", async () => {
+  it("--list-methods lists the strategies, the default first, each with its result kind", async () => {
     const r = await runCli(["--list-methods"]);
     expect(r.code).toBe(0);
-    expect(r.stdout.split("\n")[0]).toMatch(/^osm \(default\): /);
+    const lines = r.stdout.split("\n");
+    expect(lines[0]).toMatch(
+      /^lift_routing \(default\) \[routed: ONNX model with a router per adapted module\]: /,
+    );
+    expect(r.stdout).toMatch(
+      /^linear \[lowrank: ONNX model or PEFT adapter \(--save-adapter\)\]: /m,
+    );
+    expect(r.stdout).toMatch(/^ties \[dense: ONNX model\]: /m);
+  });
+
+  it("--save-adapter with a routed method says why and what to pick instead", async () => {
+    const { config, dir } = await setup();
+    const r = await runCli([
+      "--config",
+      config,
+      "--method",
+      "lift_routing",
+      "--merge-only",
+      "--save-adapter",
+      join(dir, "saved"),
+    ]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/routed mixture.*no single LoRA adapter can hold.*--list-methods/s);
   });
 
   it("a bad CSV names the row and column, and writes no output", async () => {
@@ -124,7 +146,7 @@ describe("submit: clear errors on bad input", () => {
     const { config } = await setup();
     const r = await runCli(["--config", config, "--method", "nope"]);
     expect(r.code).toBe(1);
-    expect(r.stderr).toMatch(/unknown strategy "nope" \(known: osm, /);
+    expect(r.stderr).toMatch(/unknown strategy "nope" \(known: lift_routing, osm, /);
   });
 
   it("a missing zoo says so", async () => {

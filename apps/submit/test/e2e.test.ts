@@ -122,6 +122,25 @@ describe("submit end to end on a tiny random Mistral with two PEFT experts", () 
     expect((await readdir(join(dir, "out"))).filter((f) => f.endsWith(".tmp"))).toEqual([]);
   });
 
+  it("a routed method (the default, lift_routing) answers every row, reports its kind and reruns byte-identically", async () => {
+    const dir = await mkdtemp(join(tmpdir(), "submit-routed-"));
+    const { config, out } = await makeTinySetup(dir);
+    const run = (o: string) =>
+      runCli(["--config", config, "--method", "lift_routing", "--out", o, "--no-progress"]);
+    const first = await run(out);
+    expect(first.code, first.stderr).toBe(0);
+    const text = await readFile(out, "utf8");
+    expect(readPredictions(text).map((r) => r.id)).toEqual(IDS);
+    const report = JSON.parse(await readFile(join(dir, "out", "report.json"), "utf8"));
+    expect(report.method).toBe("lift_routing");
+    expect(report.resultKind).toBe("routed");
+    expect(report.modulesMerged).toBe(4);
+    // A fresh build elsewhere gives the same bytes (deterministic routed build and run).
+    const second = await run(join(dir, "out2", "test.csv"));
+    expect(second.code, second.stderr).toBe(0);
+    expect(await readFile(join(dir, "out2", "test.csv"), "utf8")).toBe(text);
+  });
+
   it("a budget that runs out still writes every id, with fallbacks, and exits 3", async () => {
     const dir = await mkdtemp(join(tmpdir(), "submit-budget-"));
     const { config, out } = await makeTinySetup(dir);
