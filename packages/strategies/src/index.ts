@@ -33,4 +33,4 @@ export {
 } from "./methods/osm.js";
 export { withSvdTruncation } from "./methods/svd-variants.js";
 export { arrow, liftRouting, routedExperts, routedForward, smile } from "./methods/routed.js";
-export { energyIso, isoC, tsvM } from "./methods/spectral.js";
+export { energyIso, isoC, isoCts, tsvM } from "./methods/spectral.js";

@@ -2,7 +2,7 @@ import { knots } from "./methods/knots.js";
 import { cat, linear, svd, taskArithmetic } from "./methods/linear.js";
 import { osm } from "./methods/osm.js";
 import { arrow, liftRouting, smile } from "./methods/routed.js";
-import { energyIso, isoC, tsvM } from "./methods/spectral.js";
+import { energyIso, isoC, isoCts, tsvM } from "./methods/spectral.js";
 import { dare, dareLinear, dareTies, magnitudePrune, ties } from "./methods/sparse.js";
 import { withSvdTruncation } from "./methods/svd-variants.js";
 import { type StrategyDefinition, StrategyError } from "./types.js";
@@ -27,6 +27,7 @@ const STRATEGIES: readonly AnyStrategy[] = [
   knots,
   energyIso,
   isoC,
+  isoCts,
   tsvM,
   smile,
   arrow,

@@ -26,6 +26,7 @@ describe("registry", () => {
       "knots",
       "ties_svd",
       "iso_c",
+      "iso_cts",
       "tsv_m",
       "smile",
       "arrow",
@@ -34,13 +35,14 @@ describe("registry", () => {
       expect(names).toContain(n);
     }
   });
-  it("declares a result kind: routed for smile, arrow and lift_routing, low-rank for iso_c and tsv_m", () => {
+  it("declares a result kind: routed for smile, arrow and lift_routing, low-rank for iso_c, iso_cts and tsv_m", () => {
     for (const s of listStrategies()) {
       expect(["lowrank", "dense", "routed"]).toContain(s.resultKind);
       expect(s.resultKind === "routed").toBe(["smile", "arrow", "lift_routing"].includes(s.name));
     }
     expect(getStrategy("iso_c").resultKind).toBe("lowrank");
     expect(getStrategy("tsv_m").resultKind).toBe("lowrank");
+    expect(getStrategy("iso_cts").resultKind).toBe("lowrank");
   });
   it("every strategy documents itself and cites a reference", () => {
     for (const s of listStrategies()) {

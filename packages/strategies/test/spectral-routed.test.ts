@@ -37,6 +37,14 @@ interface SpectralCase {
   isoC: { rank: number; meanSigma: number; dense: number[] };
   tsvM: { dense: number[] } | null;
   routed: RoutedExpected[];
+  isoCts: Array<{
+    hyper: Record<string, unknown>;
+    rank: number;
+    k: number;
+    s: number;
+    budget: number;
+    dense: number[] | null; // null: a stacked basis is rank deficient, so the polar factor is not unique
+  }>;
 }
 interface SpectralFixture {
   versions: { torch: string };
@@ -92,6 +100,16 @@ describe(`spectral merges vs PyTorch ${fx.versions.torch} float64 references (re
       expect(r.kind === "lowrank" && r.rank).toBe(c.isoC.rank);
       expect(relErr(densify(r), c.isoC.dense)).toBeLessThan(TOLERANCE);
     });
+    for (const ref of c.isoCts) {
+      const expected = ref.dense;
+      if (expected === null) continue;
+      it(`iso_cts ${JSON.stringify(ref.hyper)} (k = ${ref.k}, s = ${ref.s}, R = ${ref.budget}) — ${c.name}`, () => {
+        const r = getStrategy("iso_cts").merge(inputOf(c), ref.hyper, ctx);
+        expect(r.kind).toBe("lowrank");
+        expect(r.kind === "lowrank" && r.rank).toBe(ref.rank);
+        expect(relErr(densify(r), expected)).toBeLessThan(TOLERANCE);
+      });
+    }
     if (c.tsvM) {
       const expected = c.tsvM.dense;
       it(`tsv_m — ${c.name}`, () => {
@@ -101,6 +119,13 @@ describe(`spectral merges vs PyTorch ${fx.versions.torch} float64 references (re
       });
     }
   }
+
+  it("the comparison can fail: iso_cts with commonFraction 0.6 misses the default reference", () => {
+    const c = fx.cases[1]!;
+    const ref = c.isoCts.find((x) => Object.keys(x.hyper).length === 0)!;
+    const r = getStrategy("iso_cts").merge(inputOf(c), { commonFraction: 0.6 }, ctx);
+    expect(relErr(densify(r), ref.dense!)).toBeGreaterThan(1e-3);
+  });
 
   it("the comparison can fail: iso_c with α = 1.01 misses the reference", () => {
     const c = fx.cases[0]!;
@@ -176,6 +201,58 @@ describe("spectral properties", () => {
     const Ssum = singularValues(sum);
     const mean = [...Ssum].slice(0, 9).reduce((a, b) => a + b, 0) / 9;
     expect(Math.abs(S[0]! - mean) / mean).toBeLessThan(1e-6);
+  });
+
+  it("iso_cts with commonFraction 1 is iso_c (also with a rank-deficient sum)", () => {
+    const c = fx.cases[2]!; // Σ ΔW has rank 6 < Σr = 9
+    for (const inp of [input([e1, null, e2, e3]), input([e1, e2]), inputOf(c)])
+      for (const alpha of [1, 0.5]) {
+        const cts = getStrategy("iso_cts").merge(inp, { commonFraction: 1, alpha }, ctx);
+        const iso = getStrategy("iso_c").merge(inp, { alpha }, ctx);
+        expect(cts.kind === "lowrank" && cts.rank).toBe(iso.kind === "lowrank" && iso.rank);
+        expect(relErr(densify(cts), densify(iso))).toBeLessThan(1e-9);
+      }
+  });
+
+  it("iso_cts is rank ≤ R = min(m, n, Σr) with a flat spectrum at the sum's mean σ", () => {
+    // Ranks 6, 5, 4 on 24 × 40: R = 15, k = 12 common, s = 1 per expert.
+    const f1 = randomExpert(rng, 24, 40, 6, 1);
+    const f2 = randomExpert(rng, 24, 40, 5, 0.7);
+    const f3 = randomExpert(rng, 24, 40, 4, 1.3);
+    const inp = input([f1, f2, null, f3]);
+    const sum = singularValues(getStrategy("task_arithmetic").merge(inp, {}, ctx));
+    const mean = [...sum].slice(0, 15).reduce((a, b) => a + b, 0) / 15;
+    for (const commonFraction of [0.8, 0.5, 0.2, 0]) {
+      const r = getStrategy("iso_cts").merge(inp, { commonFraction }, ctx);
+      expect(r.kind === "lowrank" && r.rank).toBeLessThanOrEqual(15);
+      const S = singularValues(r);
+      const nonzero = [...S].filter((s) => s > 1e-6 * S[0]!);
+      expect(nonzero.length).toBe(r.kind === "lowrank" ? r.rank : -1);
+      for (const s of nonzero) expect(Math.abs(s - mean) / mean).toBeLessThan(1e-6);
+    }
+    // The task-specific directions change the result: it is not Iso-C's.
+    const iso = densify(getStrategy("iso_c").merge(inp, {}, ctx));
+    expect(relErr(densify(getStrategy("iso_cts").merge(inp, {}, ctx)), iso)).toBeGreaterThan(1e-3);
+    // R is capped by min(m, n): 6 + 5 + 4 = 15 > 12 output features.
+    const g = [6, 5, 4].map((r) => randomExpert(rng, 12, 40, r, 1));
+    const rg = getStrategy("iso_cts").merge(input(g, 12, 40), { commonFraction: 0.5 }, ctx);
+    expect(rg.kind === "lowrank" && rg.rank).toBeLessThanOrEqual(12);
+  });
+
+  it("iso_cts of all-null or all-zero experts is zero", () => {
+    const zero = (e: LoraModule): LoraModule => ({ ...e, B: new Float32Array(e.B.length) });
+    for (const experts of [
+      [null, null],
+      [zero(e1), zero(e2)],
+      [zero(e1), null],
+    ]) {
+      const r = getStrategy("iso_cts").merge(input(experts), {}, ctx);
+      expect(r.kind === "lowrank" && r.rank).toBe(0);
+      expect(densify(r).every((v) => v === 0)).toBe(true);
+    }
+    // An expert inside the common subspace adds no round-off directions.
+    const r = getStrategy("iso_cts").merge(input([e1, e1]), {}, ctx);
+    expect(r.kind === "lowrank" && r.rank).toBe(4);
   });
 
   it("tsv_m of experts in mutually orthogonal subspaces is their plain sum", () => {
@@ -302,6 +379,9 @@ describe("spectral and routed hyperparameter validation", () => {
   const cases: Array<[string, Record<string, unknown>, RegExp]> = [
     ["iso_c", { alpha: -1 }, /alpha/],
     ["tsv_m", { alpha: -1 }, /alpha/],
+    ["iso_cts", { alpha: -1 }, /alpha/],
+    ["iso_cts", { commonFraction: 1.5 }, /commonFraction" must be in \[0, 1\]/],
+    ["iso_cts", { commonFraction: -0.1 }, /commonFraction/],
     ["smile", { topK: 0 }, /topK" must be a positive integer/],
     ["smile", { topK: 1.5 }, /topK" must be a positive integer/],
     ["arrow", { temperature: 0 }, /temperature/],

@@ -1,4 +1,4 @@
-import { lowRankSvd, matmul, matmulTransB, smallSvd, thinQr } from "@merge/lora";
+import { lowRankSvd, matmul, matmulTransA, matmulTransB, smallSvd, thinQr } from "@merge/lora";
 import { checkRange, defineStrategy, expertWeights } from "../hyper.js";
 import { lowRankResult } from "../to-low-rank.js";
 import type { ModuleMergeInput } from "../types.js";
@@ -107,6 +107,69 @@ export const tsvM = defineStrategy({
       for (let c = 0; c < K; c++) B[i * K + c] = Uo[i * K + c]! * S[c]! * h.alpha;
     for (let c = 0; c < K; c++) for (let j = 0; j < n; j++) A[c * n + j] = Vo[j * K + c]!;
     return lowRankResult({ A, B, rank: K, outFeatures: m, inFeatures: n });
+  },
+});
+
+export const isoCts = defineStrategy({
+  name: "iso_cts",
+  resultKind: "lowrank",
+  description:
+    "Iso-CTS: a budget of R = min(m, n, Σr) directions; the common part is the top k = round(ρ·R) singular directions of M = Σ w_i ΔW_i (its nonzero ones only), the remaining R − k are split evenly, s = ⌊(R − k)/N⌋ per present expert, as the top s singular directions of its update projected off the common left subspace, (I − U_c U_cᵀ) w_i ΔW_i. The stacked left and right singular vectors are replaced by their polar factors (as TSV-M) and ΔW = α·σ̄·U⊥ V⊥ᵀ, σ̄ the mean nonzero singular value of M (as Iso-C). ρ = commonFraction; ρ = 1 is Iso-C.",
+  reference:
+    "Marczak et al. 2025, No task left behind: isotropic model merging with common and task-specific subspaces (ICML): Iso-CTS with the paper's common fraction ρ = 0.8. Our choices: the budget is R = min(m, n, Σr) where the paper's is the full dimension (a sum of LoRAs has only R directions); null directions of M inside the common budget are dropped, not re-allocated; the task-specific right vectors are those of the projected expert's SVD; α = 1 (the paper tunes α on validation data; we do not).",
+  defaults: { alpha: 1, commonFraction: 0.8 },
+  validate: (h) => {
+    checkRange("iso_cts", "alpha", h.alpha, 0, Number.MAX_VALUE);
+    checkRange("iso_cts", "commonFraction", h.commonFraction, 0, 1);
+  },
+  run(input, h, ctx) {
+    const { outFeatures: m, inFeatures: n } = input;
+    const zero = () => lowRankResult({ A: [], B: [], rank: 0, outFeatures: m, inFeatures: n });
+    const w = expertWeights(input, ctx);
+    const M = lowRankSvd(weightedSumFactors(input, w));
+    const RM = nonzeroRank(M.S);
+    if (RM === 0) return zero();
+    const present = input.experts.filter((e) => e !== null);
+    const R = Math.min(
+      m,
+      n,
+      present.reduce((t, e) => t + e.rank, 0),
+    );
+    const k = Math.round(h.commonFraction * R); // the common budget
+    const kc = Math.min(k, RM); // its nonzero directions: null directions of M carry nothing
+    const s = Math.floor((R - k) / present.length);
+    const U: number[][] = [];
+    const V: number[][] = [];
+    for (let c = 0; c < kc; c++) {
+      U.push(column(M.U, m, M.rank, c));
+      V.push(column(M.V, n, M.rank, c));
+    }
+    const Uc = columnsToMatrix(U, m); // m × kc
+    if (s > 0) {
+      input.experts.forEach((e, i) => {
+        if (e === null) return;
+        const B = Float64Array.from(e.B, (b) => b * e.scale * w[i]!); // Float64: no extra rounding
+        const own = lowRankSvd({ A: e.A, B, rank: e.rank, outFeatures: m, inFeatures: n });
+        if (own.rank === 0 || !(own.S[0]! > 0)) return;
+        // (I − U_c U_cᵀ)·B, m × r: the expert's update off the common subspace, in factor space.
+        const inside = matmul(Uc, matmulTransA(Uc, B, m, kc, e.rank), m, kc, e.rank);
+        for (let j = 0; j < B.length; j++) B[j] = B[j]! - inside[j]!;
+        const off = lowRankSvd({ A: e.A, B, rank: e.rank, outFeatures: m, inFeatures: n });
+        // Relative to the expert's own σ_max: its part inside U_c leaves round-off, not directions.
+        const floor = SINGULAR_TOLERANCE * own.S[0]!;
+        for (let c = 0; c < Math.min(s, off.rank) && off.S[c]! > floor; c++) {
+          U.push(column(off.U, m, off.rank, c));
+          V.push(column(off.V, n, off.rank, c));
+        }
+      });
+    }
+    const K = U.length;
+    if (K === 0) return zero();
+    const Uo = polar(columnsToMatrix(U, m), m, K);
+    const Vo = polar(columnsToMatrix(V, n), n, K);
+    let mean = 0;
+    for (let c = 0; c < RM; c++) mean += M.S[c]! / RM;
+    return directionsResult(input, Uo, Vo, K, K, () => h.alpha * mean);
   },
 });
 
