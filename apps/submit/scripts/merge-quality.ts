@@ -79,7 +79,19 @@ const methods = process.env.MQ_METHODS
   ? process.env.MQ_METHODS.split(",")
   : listStrategies().map((s) => s.name);
 const kinds = new Map(listStrategies().map((s) => [s.name, s.resultKind]));
-const rows: string[] = [];
+/** Rows by method; a run of some methods (MQ_METHODS) keeps the table's other rows. */
+const rowsByMethod = new Map<string, string>();
+{
+  const doc = existsSync(DOC) ? readFileSync(DOC, "utf8") : "";
+  const i = doc.indexOf(BEGIN);
+  const j = doc.indexOf(END);
+  if (i >= 0 && j > i) {
+    for (const line of doc.slice(i, j).split("\n")) {
+      const name = /^\| ([a-z0-9_]+) \| (lowrank|dense|routed) \|/.exec(line)?.[1];
+      if (name !== undefined && kinds.has(name)) rowsByMethod.set(name, line);
+    }
+  }
+}
 for (const method of methods) {
   const out = join(WORK, method);
   // A fresh folder each time: the build cache lives under it, and a cache hit would hide the merge time.
@@ -129,7 +141,7 @@ for (const method of methods) {
       : "–",
     mergeS.toFixed(2),
   ];
-  rows.push(`| ${cells.join(" | ")} |`);
+  rowsByMethod.set(method, `| ${cells.join(" | ")} |`);
   process.stderr.write(`  ${cells.join("  ")}\n`);
 }
 
@@ -145,11 +157,11 @@ const refRow = (label: string, key: string) => {
 const table = [
   BEGIN,
   "",
-  `Run ${new Date().toISOString().slice(0, 10)} on ${cpus().length} CPU cores (${cpus()[0]?.model ?? "cpu"}), onnxruntime CPU, fp32; every method at its registry defaults.`,
+  `Last run ${new Date().toISOString().slice(0, 10)} on ${cpus().length} CPU cores (${cpus()[0]?.model ?? "cpu"}), onnxruntime CPU, fp32; every method at its registry defaults. Merge times were taken while other jobs shared the cores.`,
   "",
   "| method | result kind | held-in acc | held-in normalized | held-out (forgetting) | held-out composition | merge s |",
   "| --- | --- | ---: | ---: | ---: | ---: | ---: |",
-  ...rows,
+  ...[...kinds.keys()].flatMap((m) => rowsByMethod.get(m) ?? []),
   refRow("base (Python reference)", "base"),
   refRow("average (Python/PEFT reference)", "merge:average"),
   "",
