@@ -1,4 +1,5 @@
-import { basename, dirname, join, resolve } from "node:path";
+import { realpathSync } from "node:fs";
+import { basename, dirname, join, relative, resolve, sep } from "node:path";
 import { SubmitError } from "./errors.js";
 import { resolveFrom } from "./workspace.js";
 
@@ -56,4 +57,47 @@ export function planOutputs(
     byOut.set(job.out, job);
   }
   return jobs;
+}
+
+/** The path with symlinks resolved as far as it exists (an output folder may not exist yet). */
+function realish(path: string): string {
+  const abs = resolve(path);
+  let head = abs;
+  const tail: string[] = [];
+  for (;;) {
+    try {
+      return join(realpathSync(head), ...tail.reverse());
+    } catch {
+      const parent = dirname(head);
+      if (parent === head) return abs;
+      tail.push(basename(head));
+      head = parent;
+    }
+  }
+}
+
+/** True when `path` is `dir` or lies inside it. */
+function isInside(path: string, dir: string): boolean {
+  const rel = relative(dir, path);
+  return rel === "" || (!rel.startsWith(`..${sep}`) && rel !== ".." && !rel.startsWith(sep));
+}
+
+/**
+ * Refuses any output folder (predictions, report, build cache, saved adapter) that is a model
+ * source's folder or inside one: writing there would overwrite an adapter or a checkpoint.
+ */
+export function checkOutputsOutsideSources(
+  outputs: ReadonlyArray<{ what: string; path: string }>,
+  sources: ReadonlyArray<{ label: string; dir: string }>,
+): void {
+  for (const o of outputs) {
+    const p = realish(o.path);
+    for (const s of sources) {
+      if (isInside(p, realish(s.dir))) {
+        throw new SubmitError(
+          `${o.what} ${o.path} is inside the model folder of ${s.label} (${s.dir}); writing there could overwrite its files. Choose a folder outside every base and expert folder`,
+        );
+      }
+    }
+  }
 }

@@ -30,7 +30,7 @@ import {
   streamingMergeSource,
 } from "./merge.js";
 import { PhaseTimer, formatPhaseTable, processPeakRssMiB } from "./phases.js";
-import { planOutputs } from "./outputs.js";
+import { checkOutputsOutsideSources, planOutputs } from "./outputs.js";
 import { saveMergedAdapter } from "./save-adapter.js";
 import { type ModelSource, expandExpertSpecs, resolveModelSource } from "./sources.js";
 import { resolveStrategy } from "./strategy.js";
@@ -198,6 +198,23 @@ export async function runSubmit(opts: SubmitOptions): Promise<SubmitOutcome> {
       (r) => `base ${r.baseSource.label}, ${r.expertSources.length} experts`,
     );
     const { baseSource, expertSources } = resolved;
+    checkOutputsOutsideSources(
+      [
+        ...(opts.mergeOnly
+          ? []
+          : [
+              { what: "the output folder", path: outDir },
+              {
+                what: "the build cache",
+                path: resolveFrom(root, config.runtime.cacheDir ?? join(outDir, "cache")),
+              },
+            ]),
+        ...(opts.saveAdapter !== undefined
+          ? [{ what: "--save-adapter", path: resolveFrom(root, opts.saveAdapter) }]
+          : []),
+      ],
+      [baseSource, ...expertSources].map((s) => ({ label: s.label, dir: s.dir })),
+    );
 
     // ---- load: open base and adapters, check every expert against the base.
     const { plan, strat } = await timer.run(

@@ -1,5 +1,5 @@
 import { existsSync } from "node:fs";
-import { mkdir, mkdtemp, writeFile } from "node:fs/promises";
+import { mkdir, mkdtemp, readdir, readFile, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
@@ -140,6 +140,36 @@ describe("submit: clear errors on bad input", () => {
     expect(r.stderr).toMatch(
       /expert .*d-extra does not match base .*: 1 module not in the base .*model\.layers\.7\.self_attn\.q_proj/,
     );
+  });
+
+  it("--out or --save-adapter inside an expert or base folder is refused and the folder is untouched", async () => {
+    const { dir, config } = await setup();
+    const expertDir = join(dir, "experts", (await readdir(join(dir, "experts")))[0]!);
+    const before = await readdir(expertDir);
+    const weights = await readFile(join(expertDir, "adapter_model.safetensors"));
+    const r = await runCli([
+      "--config",
+      config,
+      "--out",
+      join(expertDir, "adapter_model.safetensors"),
+    ]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(
+      /the output folder .* is inside the model folder of .*Choose a folder outside/s,
+    );
+    const saved = await runCli([
+      "--config",
+      config,
+      "--method",
+      "linear",
+      "--merge-only",
+      "--save-adapter",
+      expertDir,
+    ]);
+    expect(saved.code).toBe(1);
+    expect(saved.stderr).toMatch(/--save-adapter .* is inside the model folder/s);
+    expect(await readdir(expertDir)).toEqual(before);
+    expect(await readFile(join(expertDir, "adapter_model.safetensors"))).toEqual(weights);
   });
 
   it("an unknown merge method lists the known ones", async () => {
