@@ -33,6 +33,7 @@ import { PhaseTimer, formatPhaseTable, processPeakRssMiB } from "./phases.js";
 import { checkOutputsOutsideSources, planOutputs } from "./outputs.js";
 import { saveMergedAdapter } from "./save-adapter.js";
 import { type ModelSource, expandExpertSpecs, resolveModelSource } from "./sources.js";
+import { sweepStaleTemps } from "./stale.js";
 import { resolveStrategy } from "./strategy.js";
 import { resolveFrom } from "./workspace.js";
 
@@ -215,6 +216,16 @@ export async function runSubmit(opts: SubmitOptions): Promise<SubmitOutcome> {
       ],
       [baseSource, ...expertSources].map((s) => ({ label: s.label, dir: s.dir })),
     );
+    const swept = await sweepStaleTemps([
+      outDir,
+      resolveFrom(root, config.runtime.cacheDir ?? join(outDir, "cache")),
+      ...(opts.saveAdapter !== undefined ? [resolveFrom(root, opts.saveAdapter)] : []),
+    ]);
+    if (swept.length > 0) {
+      log(
+        `removed ${swept.length} temporary file${swept.length > 1 ? "s" : ""} left by killed runs: ${swept.join(", ")}`,
+      );
+    }
 
     // ---- load: open base and adapters, check every expert against the base.
     const { plan, strat } = await timer.run(

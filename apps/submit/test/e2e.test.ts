@@ -1,5 +1,6 @@
+import { spawnSync } from "node:child_process";
 import { existsSync } from "node:fs";
-import { mkdtemp, readFile, readdir, writeFile } from "node:fs/promises";
+import { mkdir, mkdtemp, readFile, readdir, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parse } from "csv-parse/sync";
@@ -139,6 +140,27 @@ describe("submit end to end on a tiny random Mistral with two PEFT experts", () 
     const second = await run(join(dir, "out2", "test.csv"));
     expect(second.code, second.stderr).toBe(0);
     expect(await readFile(join(dir, "out2", "test.csv"), "utf8")).toBe(text);
+  });
+
+  it("temporaries left by killed runs are removed; those of a live run are kept", async () => {
+    const dir = await mkdtemp(join(tmpdir(), "submit-stale-"));
+    const { config } = await makeTinySetup(dir);
+    // A pid that is certainly gone: a child that has exited.
+    const child = spawnSync(process.execPath, ["-e", "process.pid"]);
+    const dead = child.pid!;
+    const live = process.pid; // this test runner outlives the CLI it starts
+    const out = join(dir, "out");
+    await mkdir(join(out, "cache", `onnx-abc123.tmp-${dead}`), { recursive: true });
+    await writeFile(join(out, "cache", `onnx-abc123.tmp-${dead}`, "model.onnx.data"), "partial");
+    await writeFile(join(out, `.test.csv.${dead}.0a1b.tmp`), "partial");
+    await writeFile(join(out, `.report.json.${dead}.0a1b2c.tmp`), "partial");
+    await writeFile(join(out, `.test.csv.${live}.beef.tmp`), "in progress");
+    const r = await runCli(["--config", config, "--no-progress"]);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stderr).toMatch(/removed 3 temporary files left by killed runs/);
+    const left = (await readdir(out)).filter((f) => f.endsWith(".tmp"));
+    expect(left).toEqual([`.test.csv.${live}.beef.tmp`]);
+    expect((await readdir(join(out, "cache"))).some((f) => f.includes(".tmp-"))).toBe(false);
   });
 
   it("a budget that runs out still writes every id, with fallbacks, and exits 3", async () => {
