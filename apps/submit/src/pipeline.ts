@@ -1,9 +1,11 @@
 import { existsSync } from "node:fs";
 import { basename, dirname, join } from "node:path";
 import {
+  type ChoiceScorer,
   type CompetitionDataset,
   type EvaluationResult,
   type TaskMetrics,
+  type TextGenerator,
   computeTaskMetrics,
   evaluateDataset,
   metricsMarkdown,
@@ -11,6 +13,7 @@ import {
   writePredictionsCsv,
 } from "@merge/eval";
 import {
+  type DeltaSource,
   type ExecutionProvider,
   MistralRunner,
   ONNX_BUILD_FORMAT,
@@ -137,6 +140,31 @@ async function effectiveConfig(
 
 function publicSource({ fingerprint: _f, ...rest }: ModelSource): Omit<ModelSource, "fingerprint"> {
   return rest;
+}
+
+/** Thrown from inside merge or build when the budget's deadline has passed. */
+class BudgetCut extends Error {
+  constructor(readonly where: string) {
+    super(`time budget ran out during the ${where}`);
+  }
+}
+
+/** Stands in for the model after a budget cut; evaluateDataset must never call it then. */
+const NO_MODEL: ChoiceScorer & TextGenerator = {
+  scoreContinuations: () => Promise.reject(new Error(NO_MODEL_MESSAGE)),
+  generate: () => Promise.reject(new Error(NO_MODEL_MESSAGE)),
+};
+const NO_MODEL_MESSAGE =
+  "internal error: the model was called after the budget ran out in the build";
+
+/** Checks the deadline before each module is merged. */
+function deadlineSource(source: DeltaSource, check: () => void): DeltaSource {
+  return {
+    async get(module) {
+      check();
+      return source.get(module);
+    },
+  };
 }
 
 /** Runs resolve → load → merge → build runtime → evaluate → write. */
@@ -316,67 +344,90 @@ export async function runSubmit(opts: SubmitOptions): Promise<SubmitOutcome> {
     report.cache = { dir: buildDir, key, hit };
     const buildStart = performance.now();
     let buildPeak = 0;
+    // The budget covers merge and build too: past the deadline they stop, and every row gets its
+    // fallback answer (a complete CSV, exit 3) instead of the run overrunning its budget.
+    const checkDeadline = (where: string) => {
+      if (performance.now() > deadline) throw new BudgetCut(where);
+    };
+    let budgetCutIn: string | null = null;
     if (hit) {
       log(`using the cached ONNX build ${buildDir}`);
     } else {
-      await timer.run("merge+build", async () => {
-        await buildIntoCache(buildDir, keyParts, async (tmp) => {
-          let lastTenth = -1;
-          await buildOnnxModel({
-            modelDir: baseSource.dir,
-            outDir: tmp,
-            deltas: streamingMergeSource(plan, experts, strat.strategy, strat.hyper, ctx, stats),
-            deltaMode: config.runtime.deltaMode,
-            dtype: config.runtime.dtype,
-            weightQuant: config.runtime.weightQuant,
-            onProgress: (done, total) => {
-              const tenth = Math.floor((10 * done) / Math.max(total, 1));
-              if (tenth !== lastTenth && opts.progress !== false) {
-                lastTenth = tenth;
-                log(`build: ${done}/${total} tensors`);
-              }
-            },
+      try {
+        await timer.run("merge+build", async () => {
+          await buildIntoCache(buildDir, keyParts, async (tmp) => {
+            let lastTenth = -1;
+            await buildOnnxModel({
+              modelDir: baseSource.dir,
+              outDir: tmp,
+              deltas: deadlineSource(
+                streamingMergeSource(plan, experts, strat.strategy, strat.hyper, ctx, stats),
+                () => checkDeadline("merge"),
+              ),
+              deltaMode: config.runtime.deltaMode,
+              dtype: config.runtime.dtype,
+              weightQuant: config.runtime.weightQuant,
+              onProgress: (done, total) => {
+                checkDeadline("ONNX build");
+                const tenth = Math.floor((10 * done) / Math.max(total, 1));
+                if (tenth !== lastTenth && opts.progress !== false) {
+                  lastTenth = tenth;
+                  log(`build: ${done}/${total} tensors`);
+                }
+              },
+            });
+            // Inside the build, so a partly merged model is never marked as a finished build.
+            checkAllMerged(plan, stats);
           });
-          // Inside the build, so a partly merged model is never marked as a finished build.
-          checkAllMerged(plan, stats);
         });
-      });
-      // Merging ran inside the build; split the combined phase into its two parts.
-      const combined = timer.phases.pop()!;
-      buildPeak = combined.peakRssMiB;
-      const mergeSeconds = stats.ms / 1000;
-      timer.add({
-        name: "merge",
-        seconds: mergeSeconds,
-        peakRssMiB: buildPeak,
-        note: `${stats.modules} modules, streamed into the ONNX build (peak shared with build)`,
-      });
-      report.modulesMerged = stats.modules;
+        // Merging ran inside the build; split the combined phase into its two parts.
+        const combined = timer.phases.pop()!;
+        buildPeak = combined.peakRssMiB;
+        const mergeSeconds = stats.ms / 1000;
+        timer.add({
+          name: "merge",
+          seconds: mergeSeconds,
+          peakRssMiB: buildPeak,
+          note: `${stats.modules} modules, streamed into the ONNX build (peak shared with build)`,
+        });
+        report.modulesMerged = stats.modules;
+      } catch (err) {
+        if (!(err instanceof BudgetCut)) throw err;
+        budgetCutIn = err.where;
+        timer.phases.pop();
+        report.modulesMerged = stats.modules;
+        log(
+          `warning: the time budget ran out during the ${err.where} (${stats.modules} of ${plan.size} modules merged); every row gets its fallback answer`,
+        );
+      }
     }
-    const buildSecondsSoFar = (performance.now() - buildStart) / 1000 - stats.ms / 1000;
-    const onnxPath = join(buildDir, ONNX_FILE);
-    runner = await timer.run("build runtime", () =>
-      MistralRunner.create({
-        onnxPath,
-        modelDir: baseSource.dir,
-        executionProvider: config.runtime.executionProvider,
-        choiceTokenization: config.runtime.choiceTokenization,
-        ...(config.runtime.threads !== undefined ? { threads: config.runtime.threads } : {}),
-      }),
-    );
-    const rt = timer.phases.at(-1)!;
-    rt.seconds += buildSecondsSoFar;
-    rt.peakRssMiB = Math.max(rt.peakRssMiB, buildPeak);
-    rt.note = `${hit ? "ONNX build cached" : "ONNX build + session"}, ${runner.executionProvider}`;
-    report.executionProvider = runner.executionProvider;
-    if (runner.executionProvider !== config.runtime.executionProvider) {
-      log(
-        `warning: execution provider ${config.runtime.executionProvider} is not available, running on ${runner.executionProvider}`,
+    if (budgetCutIn === null) {
+      const buildSecondsSoFar = (performance.now() - buildStart) / 1000 - stats.ms / 1000;
+      const onnxPath = join(buildDir, ONNX_FILE);
+      runner = await timer.run("build runtime", () =>
+        MistralRunner.create({
+          onnxPath,
+          modelDir: baseSource.dir,
+          executionProvider: config.runtime.executionProvider,
+          choiceTokenization: config.runtime.choiceTokenization,
+          ...(config.runtime.threads !== undefined ? { threads: config.runtime.threads } : {}),
+        }),
       );
+      const rt = timer.phases.at(-1)!;
+      rt.seconds += buildSecondsSoFar;
+      rt.peakRssMiB = Math.max(rt.peakRssMiB, buildPeak);
+      rt.note = `${hit ? "ONNX build cached" : "ONNX build + session"}, ${runner.executionProvider}`;
+      report.executionProvider = runner.executionProvider;
+      if (runner.executionProvider !== config.runtime.executionProvider) {
+        log(
+          `warning: execution provider ${config.runtime.executionProvider} is not available, running on ${runner.executionProvider}`,
+        );
+      }
     }
 
-    // ---- evaluate
-    const r = runner;
+    // ---- evaluate (after a budget cut in merge/build the deadline has passed, so no row reaches
+    // the model and every row gets its fallback; the stub only guards that invariant)
+    const r = runner ?? NO_MODEL;
     const results = await timer.run(
       "evaluate",
       async () => {

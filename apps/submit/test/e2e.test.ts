@@ -172,8 +172,17 @@ describe("submit end to end on a tiny random Mistral with two PEFT experts", () 
       /warning: the time budget of 0\.001 s ran out: 5 of 5 rows were cut.*The CSV is complete and valid/,
     );
     expect(r.stderr).not.toMatch(/^error:/m);
+    // The budget holds across every phase: merge and build stop at the deadline too.
+    expect(r.stderr).toMatch(
+      /the time budget ran out during the (merge|ONNX build) \(0 of 4 modules merged\)/,
+    );
     const report = JSON.parse(await readFile(join(dir, "out", "report.json"), "utf8"));
-    expect(report).toMatchObject({ exitCode: 3, executionProvider: "cpu" });
+    expect(report).toMatchObject({ exitCode: 3, executionProvider: null, modulesMerged: 0 });
+    expect(report.phases.map((p: { name: string }) => p.name)).not.toContain("build runtime");
+    const cache = join(dir, "out", "cache");
+    expect(
+      existsSync(cache) ? (await readdir(cache)).filter((f) => f.startsWith("onnx-")) : [],
+    ).toEqual([]);
     const rows = readPredictions(await readFile(out, "utf8"));
     expect(rows.map((x) => x.id)).toEqual(IDS);
     expect(rows.every((x) => x.prediction.trim() !== "")).toBe(true);
