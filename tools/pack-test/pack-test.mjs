@@ -114,6 +114,7 @@ try {
   const esm = step("ESM import @merge/strategies", () => run("node", ["strategies-esm.mjs"], app));
   const cjs = step("CJS require @merge/strategies", () => run("node", ["strategies-cjs.cjs"], app));
   step("ESM and CJS merges agree", () => assert(esm && esm === cjs, `${esm}\n${cjs}`));
+  step("require + import share one copy", () => run("node", ["same-copy.cjs"], app));
   step("node --conditions=source (not published, so ignored)", () => {
     const out = run("node", ["--conditions=source", "strategies-cjs.cjs"], app);
     assert(out === esm, out);
