@@ -1,0 +1,5 @@
+import { MistralOnnxError, buildOnnxModel } from "@merge/mistral-onnx";
+
+if (typeof buildOnnxModel !== "function" || typeof MistralOnnxError !== "function")
+  throw new Error("missing exports");
+console.log("mistral-onnx esm ok");
