@@ -1,0 +1,123 @@
+/**
+ * Untrusted adapters, configs and files (issue 11): nothing may hang, escape its folder or
+ * silently change a run; every failure is a typed error naming the file.
+ */
+import { cp, readFile, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { describe, expect, it } from "vitest";
+import { PeftAdapter, PeftAdapterError } from "../src/index.js";
+import { FIXTURES, withTempDir } from "./helpers.js";
+import { runIsolated } from "./isolated.js";
+
+const PY_ADAPTER = join(FIXTURES, "python", "peft-adapter");
+
+/** A copy of the Python peft adapter with its adapter_config.json edited. */
+async function adapterWithConfig(
+  dir: string,
+  edit: (config: Record<string, unknown>) => void,
+): Promise<string> {
+  const folder = join(dir, "adapter");
+  await cp(PY_ADAPTER, folder, { recursive: true });
+  const path = join(folder, "adapter_config.json");
+  const config = JSON.parse(await readFile(path, "utf8")) as Record<string, unknown>;
+  edit(config);
+  await writeFile(path, JSON.stringify(config));
+  return folder;
+}
+
+async function rejection(promise: Promise<unknown>): Promise<unknown> {
+  return promise.then(
+    () => {
+      throw new Error("expected a rejection");
+    },
+    (e: unknown) => e,
+  );
+}
+
+describe("D2: rank_pattern / alpha_pattern keys run on a linear-time regex engine", () => {
+  it("a backtracking key such as (.*)*X does not hang PeftAdapter.open and matches as PEFT does", async () => {
+    await withTempDir(async (dir) => {
+      const folder = await adapterWithConfig(dir, (c) => {
+        c.rank_pattern = { "(.*)*X": 3, "model.layers.1.self_attn.v_proj": 2 };
+        c.alpha_pattern = { "(.*)*X": 5, "(.*)*q_proj": 6, "(a|a)*down_proj": 3 };
+      });
+      // In a child process: a catastrophic backtrack is a synchronous loop that no in-process
+      // timeout can interrupt.
+      const result = await runIsolated(
+        dir,
+        `const adapter = await lib.PeftAdapter.open(${JSON.stringify(folder)});
+const out = Object.fromEntries(adapter.modules().map((m) => {
+  const { rank, alpha } = adapter.moduleInfo(m);
+  return [m, [rank, alpha]];
+}));
+await adapter.close();
+const { isTargetModule } = await import(${JSON.stringify(join(import.meta.dirname, "../src/peft/config.ts"))});
+out.target = [isTargetModule("(.*)*X", "model.layers.0.self_attn.q_proj", "f"),
+  isTargetModule("(.*)*q_proj", "model.layers.0.self_attn.q_proj", "f")];
+console.log(JSON.stringify(out));`,
+      );
+      expect(result.finished, "PeftAdapter.open hung on a backtracking pattern key").toBe(true);
+      expect(result.stderr).toBe("");
+      // Python peft: re.match(r"(.*\.)?(" + key + r")$", module) for each key in order.
+      expect(JSON.parse(result.stdout)).toEqual({
+        "model.layers.0.mlp.down_proj": [4, 3],
+        "model.layers.0.self_attn.q_proj": [4, 6],
+        "model.layers.0.self_attn.v_proj": [4, 8],
+        "model.layers.1.mlp.down_proj": [4, 3],
+        "model.layers.1.self_attn.q_proj": [4, 6],
+        "model.layers.1.self_attn.v_proj": [2, 8],
+        target: [false, true],
+      });
+    });
+  });
+
+  it("keeps Python re syntax that RE2 shares: named groups, classes, escapes", async () => {
+    await withTempDir(async (dir) => {
+      const folder = await adapterWithConfig(dir, (c) => {
+        c.rank_pattern = { "model\\.layers\\.(?P<n>1)\\.self_attn\\.v_proj": 2 };
+        c.alpha_pattern = { "layers\\.[0-9]+\\.self_attn\\.q_proj": 7 };
+      });
+      const adapter = await PeftAdapter.open(folder);
+      try {
+        expect(adapter.moduleInfo("model.layers.1.self_attn.v_proj").rank).toBe(2);
+        expect(adapter.moduleInfo("model.layers.0.self_attn.q_proj").alpha).toBe(7);
+        expect(adapter.moduleInfo("model.layers.0.mlp.down_proj").alpha).toBe(8);
+      } finally {
+        await adapter.close();
+      }
+    });
+  });
+
+  it.each([
+    ["lookahead", "(?=q)q_proj", /lookaround/],
+    ["lookbehind", "(?<=\\.)q_proj", /lookaround/],
+    ["negative lookahead", "(?!v)q_proj", /lookaround/],
+    ["backreference", "(q)\\1?_proj", /backreference/],
+  ])(
+    "a key using %s (absent from RE2) is a PeftAdapterError naming file and key",
+    async (_what, key, why) => {
+      await withTempDir(async (dir) => {
+        const folder = await adapterWithConfig(dir, (c) => {
+          c.alpha_pattern = { [key]: 2 };
+        });
+        const error = await rejection(PeftAdapter.open(folder));
+        expect(error).toBeInstanceOf(PeftAdapterError);
+        const e = error as PeftAdapterError;
+        expect(e.file).toBe(join(folder, "adapter_config.json"));
+        expect(e.message).toContain(`alpha_pattern key ${JSON.stringify(key)}`);
+        expect(e.message).toMatch(why);
+      });
+    },
+  );
+
+  it("an invalid pattern key is a PeftAdapterError naming file and key", async () => {
+    await withTempDir(async (dir) => {
+      const folder = await adapterWithConfig(dir, (c) => {
+        c.rank_pattern = { "q_proj[": 2 };
+      });
+      const error = await rejection(PeftAdapter.open(folder));
+      expect(error).toBeInstanceOf(PeftAdapterError);
+      expect((error as PeftAdapterError).message).toContain('rank_pattern key "q_proj["');
+    });
+  });
+});
