@@ -5,7 +5,13 @@
 import { cp, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { PeftAdapter, PeftAdapterError } from "../src/index.js";
+import {
+  PeftAdapter,
+  PeftAdapterError,
+  SafetensorsCheckpoint,
+  SafetensorsError,
+  SafetensorsFile,
+} from "../src/index.js";
 import { FIXTURES, withTempDir } from "./helpers.js";
 import { runIsolated } from "./isolated.js";
 
@@ -119,5 +125,79 @@ console.log(JSON.stringify(out));`,
       expect(error).toBeInstanceOf(PeftAdapterError);
       expect((error as PeftAdapterError).message).toContain('rank_pattern key "q_proj["');
     });
+  });
+});
+
+/** A safetensors file from raw header text and a zeroed data section. */
+function safetensorsBytes(headerText: string, dataLength = 0): Uint8Array {
+  const json = Buffer.from(headerText, "utf8");
+  const out = Buffer.alloc(8 + json.byteLength + dataLength);
+  out.writeBigUInt64LE(BigInt(json.byteLength), 0);
+  json.copy(out, 8);
+  return out;
+}
+
+const deep = (n: number, leaf = "0") => `${"[".repeat(n)}${leaf}${"]".repeat(n)}`;
+const deepObject = (n: number) => `${'{"k":'.repeat(n)}0${"}".repeat(n)}`;
+
+describe("D1: deeply nested JSON is a typed error, not a RangeError", () => {
+  it.each([
+    ["a tensor entry", `{"a": ${deep(5000)}}`],
+    ["a tensor's shape", `{"a": {"dtype": "F32", "shape": ${deep(5000)}, "data_offsets": [0, 0]}}`],
+    ["__metadata__", `{"__metadata__": ${deepObject(5000)}}`],
+    ["a metadata value", `{"__metadata__": {"k": ${deep(100_000)}}}`],
+    ["the whole header", deep(5000)],
+  ])("5,000+ levels in %s of a safetensors header", async (_where, header) => {
+    await withTempDir(async (dir) => {
+      const path = join(dir, "deep.safetensors");
+      await writeFile(path, safetensorsBytes(header));
+      const error = await rejection(SafetensorsFile.open(path));
+      expect(error).toBeInstanceOf(SafetensorsError);
+      expect((error as SafetensorsError).file).toBe(path);
+      expect((error as Error).message.length).toBeLessThan(1000);
+    });
+  });
+
+  it.each([
+    ["r", deep(5000)],
+    ["peft_type", deepObject(5000)],
+    ["lora_alpha", deep(100_000)],
+    // Not read by this package, but kept in config.raw and written back by writePeftAdapter.
+    ["loftq_config", deep(5000)],
+  ])("5,000+ levels in %s of adapter_config.json", async (field, value) => {
+    await withTempDir(async (dir) => {
+      const folder = await adapterWithConfig(dir, (c) => {
+        delete c[field];
+      });
+      const path = join(folder, "adapter_config.json");
+      // JSON.stringify cannot write this deep either: splice the text in.
+      const text = (await readFile(path, "utf8")).replace(/^\{/, `{"${field}": ${value},`);
+      await writeFile(path, text);
+      const error = await rejection(PeftAdapter.open(folder));
+      expect(error).toBeInstanceOf(PeftAdapterError);
+      expect((error as PeftAdapterError).file).toBe(path);
+      expect((error as Error).message.length).toBeLessThan(1000);
+    });
+  });
+
+  it("5,000 levels in a shard index's weight_map", async () => {
+    await withTempDir(async (dir) => {
+      const path = join(dir, "model.safetensors.index.json");
+      await writeFile(path, `{"weight_map": {"a": ${deep(5000)}}}`);
+      const error = await rejection(SafetensorsCheckpoint.open(path));
+      expect(error).toBeInstanceOf(SafetensorsError);
+      expect((error as SafetensorsError).file).toBe(path);
+    });
+  });
+});
+
+describe("describeJson: bounded rendering of untrusted values for messages", () => {
+  it("keeps short values as JSON and cuts deep, wide or long ones to the limit", async () => {
+    const { describeJson } = await import("../src/json-safe.js");
+    expect(describeJson({ a: [1, "x"], b: null })).toBe('{"a":[1,"x"],"b":null}');
+    expect(describeJson(undefined)).toBe("undefined");
+    expect(describeJson(JSON.parse(deep(100_000)))).toBe("[[[[[[[[[...]]]]]]]]]");
+    expect(describeJson(new Array(1e6).fill(7)).length).toBe(80);
+    expect(describeJson("x".repeat(1e6)).length).toBe(80);
   });
 });

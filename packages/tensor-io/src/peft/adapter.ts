@@ -7,6 +7,7 @@
 import { access, readFile } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import { PeftAdapterError } from "../errors.js";
+import { jsonNestingDepth, MAX_CONFIG_DEPTH } from "../json-safe.js";
 import { SafetensorsFile } from "../safetensors/file.js";
 import type { TensorInfo } from "../safetensors/types.js";
 import { moduleRankAndAlpha, type PeftLoraConfig, parsePeftConfig } from "./config.js";
@@ -59,6 +60,12 @@ async function readConfig(dir: string): Promise<PeftLoraConfig> {
       {
         cause,
       },
+    );
+  }
+  if (jsonNestingDepth(text, MAX_CONFIG_DEPTH) > MAX_CONFIG_DEPTH) {
+    throw new PeftAdapterError(
+      `JSON nests more than ${MAX_CONFIG_DEPTH} levels deep (Python's json.loads, which PEFT uses, cannot load it either)`,
+      path,
     );
   }
   let json: unknown;

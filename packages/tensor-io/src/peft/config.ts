@@ -4,6 +4,7 @@
  */
 import { RE2JS } from "re2js";
 import { PeftAdapterError } from "../errors.js";
+import { describeJson } from "../json-safe.js";
 
 export interface PeftLoraConfig {
   r: number;
@@ -38,7 +39,7 @@ export function parsePeftConfig(json: unknown, file: string): PeftLoraConfig {
   const peftType = json.peft_type;
   if (peftType !== undefined && peftType !== null && peftType !== "LORA") {
     throw new PeftAdapterError(
-      `peft_type is ${JSON.stringify(peftType)}; only LORA adapters are supported`,
+      `peft_type is ${describeJson(peftType)}; only LORA adapters are supported`,
       file,
     );
   }
@@ -53,10 +54,10 @@ export function parsePeftConfig(json: unknown, file: string): PeftLoraConfig {
   }
   const { r, lora_alpha: alpha } = json;
   if (typeof r !== "number" || !Number.isInteger(r) || r <= 0) {
-    throw new PeftAdapterError(`r must be a positive integer, got ${JSON.stringify(r)}`, file);
+    throw new PeftAdapterError(`r must be a positive integer, got ${describeJson(r)}`, file);
   }
   if (typeof alpha !== "number" || !Number.isFinite(alpha)) {
-    throw new PeftAdapterError(`lora_alpha must be a number, got ${JSON.stringify(alpha)}`, file);
+    throw new PeftAdapterError(`lora_alpha must be a number, got ${describeJson(alpha)}`, file);
   }
   const targets = json.target_modules;
   let targetModules: string[] | string;
@@ -143,11 +144,11 @@ function compile(source: string, pattern: string, what: string, file: string): R
 
 /** PEFT's per-key regex `(.*\.)?(key)$`, used with Python `re.match` semantics (anchored at start). */
 function patternKeyRegex(key: string, field: string, file: string): RE2JS {
-  return compile(`(.*\\.)?(${key})$`, key, `${field} key ${JSON.stringify(key)}`, file);
+  return compile(`(.*\\.)?(${key})$`, key, `${field} key ${describeJson(key, 200)}`, file);
 }
 
 function targetRegex(pattern: string, file: string): RE2JS {
-  return compile(pattern, pattern, `target_modules pattern ${JSON.stringify(pattern)}`, file);
+  return compile(pattern, pattern, `target_modules pattern ${describeJson(pattern, 200)}`, file);
 }
 
 /**

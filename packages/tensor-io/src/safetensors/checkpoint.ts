@@ -6,6 +6,7 @@
 import { readFile, stat } from "node:fs/promises";
 import { basename, dirname, join, resolve } from "node:path";
 import { SafetensorsError } from "../errors.js";
+import { describeJson, jsonNestingDepth, MAX_CONFIG_DEPTH } from "../json-safe.js";
 import { SafetensorsFile } from "./file.js";
 import type { TensorInfo } from "./types.js";
 
@@ -32,7 +33,11 @@ async function isDirectory(path: string): Promise<boolean> {
 async function readWeightMap(indexPath: string): Promise<Map<string, string>> {
   let json: unknown;
   try {
-    json = JSON.parse(await readFile(indexPath, "utf8"));
+    const text = await readFile(indexPath, "utf8");
+    if (jsonNestingDepth(text, MAX_CONFIG_DEPTH) > MAX_CONFIG_DEPTH) {
+      throw new Error(`JSON nests more than ${MAX_CONFIG_DEPTH} levels deep`);
+    }
+    json = JSON.parse(text);
   } catch (cause) {
     throw new SafetensorsError(
       `cannot read shard index as JSON (${(cause as Error).message})`,
@@ -50,7 +55,7 @@ async function readWeightMap(indexPath: string): Promise<Map<string, string>> {
     // Shards must be plain file names next to the index: no paths that escape the folder.
     if (typeof shard !== "string" || shard === "" || shard !== basename(shard) || shard === "..") {
       throw new SafetensorsError(
-        `weight_map entry must be a shard file name in the same folder, got ${JSON.stringify(shard)}`,
+        `weight_map entry must be a shard file name in the same folder, got ${describeJson(shard)}`,
         indexPath,
         tensor,
       );
