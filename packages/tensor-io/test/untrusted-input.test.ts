@@ -2,7 +2,8 @@
  * Untrusted adapters, configs and files (issue 11): nothing may hang, escape its folder or
  * silently change a run; every failure is a typed error naming the file.
  */
-import { cp, readFile, writeFile } from "node:fs/promises";
+import { spawnSync } from "node:child_process";
+import { cp, mkdir, readFile, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import {
@@ -201,3 +202,91 @@ describe("describeJson: bounded rendering of untrusted values for messages", () 
     expect(describeJson("x".repeat(1e6)).length).toBe(80);
   });
 });
+
+const HAS_MKFIFO =
+  process.platform !== "win32" && spawnSync("mkfifo", ["--help"]).error === undefined;
+
+function mkfifo(path: string): void {
+  const r = spawnSync("mkfifo", [path]);
+  if (r.status !== 0) throw new Error(`mkfifo ${path} failed: ${r.stderr}`);
+}
+
+describe.skipIf(!HAS_MKFIFO)(
+  "D9: a FIFO (or other non-regular file) is refused, never opened for a blocking read",
+  () => {
+    // Each case runs in a child killed at a deadline: a blocked open(2) cannot be cancelled.
+    async function outcome(
+      dir: string,
+      call: string,
+    ): Promise<{ name: string; file: string; message: string }> {
+      const result = await runIsolated(
+        dir,
+        `try { await ${call}; console.log(JSON.stringify({ name: "resolved" })); }
+catch (e) { console.log(JSON.stringify({ name: e.constructor.name, file: e.file, message: e.message })); }`,
+        20_000,
+      );
+      expect(result.finished, `${call} blocked on a FIFO`).toBe(true);
+      return JSON.parse(result.stdout);
+    }
+
+    it("adapter_model.safetensors as a FIFO", async () => {
+      await withTempDir(async (dir) => {
+        const folder = await adapterWithConfig(dir, () => {});
+        const weights = join(folder, "adapter_model.safetensors");
+        await rm(weights);
+        mkfifo(weights);
+        const e = await outcome(dir, `lib.PeftAdapter.open(${JSON.stringify(folder)})`);
+        expect(e.name).toBe("SafetensorsError");
+        expect(e.file).toBe(weights);
+        expect(e.message).toMatch(/not a regular file \(a FIFO\)/);
+      });
+    });
+
+    it("a .safetensors file reached through a symlink to a FIFO (Hub cache layout)", async () => {
+      await withTempDir(async (dir) => {
+        const blob = join(dir, "blob");
+        mkfifo(blob);
+        const link = join(dir, "model.safetensors");
+        await (await import("node:fs/promises")).symlink(blob, link);
+        const e = await outcome(dir, `lib.SafetensorsCheckpoint.open(${JSON.stringify(link)})`);
+        expect(e.name).toBe("SafetensorsError");
+      });
+    });
+
+    it("adapter_config.json as a FIFO", async () => {
+      await withTempDir(async (dir) => {
+        const folder = await adapterWithConfig(dir, () => {});
+        const config = join(folder, "adapter_config.json");
+        await rm(config);
+        mkfifo(config);
+        const e = await outcome(dir, `lib.PeftAdapter.open(${JSON.stringify(folder)})`);
+        expect(e.name).toBe("PeftAdapterError");
+        expect(e.file).toBe(config);
+        expect(e.message).toMatch(/not a regular file \(a FIFO\)/);
+      });
+    });
+
+    it("a shard index as a FIFO", async () => {
+      await withTempDir(async (dir) => {
+        const index = join(dir, "model.safetensors.index.json");
+        mkfifo(index);
+        const e = await outcome(dir, `lib.SafetensorsCheckpoint.open(${JSON.stringify(index)})`);
+        expect(e.name).toBe("SafetensorsError");
+        expect(e.file).toBe(index);
+        expect(e.message).toMatch(/not a regular file \(a FIFO\)/);
+      });
+    });
+
+    it("a directory named adapter_config.json", async () => {
+      await withTempDir(async (dir) => {
+        const folder = await adapterWithConfig(dir, () => {});
+        const config = join(folder, "adapter_config.json");
+        await rm(config);
+        await mkdir(config);
+        const error = await rejection(PeftAdapter.open(folder));
+        expect(error).toBeInstanceOf(PeftAdapterError);
+        expect((error as PeftAdapterError).message).toMatch(/not a regular file \(a directory\)/);
+      });
+    });
+  },
+);

@@ -4,9 +4,10 @@
  * both are matrices, and their shared dimension equals the module's rank — so reading a module
  * later only touches that module's two tensors.
  */
-import { access, readFile } from "node:fs/promises";
+import { access } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import { PeftAdapterError } from "../errors.js";
+import { NotRegularFileError, readRegularFile } from "../fs-safe.js";
 import { jsonNestingDepth, MAX_CONFIG_DEPTH } from "../json-safe.js";
 import { SafetensorsFile } from "../safetensors/file.js";
 import type { TensorInfo } from "../safetensors/types.js";
@@ -51,8 +52,11 @@ async function readConfig(dir: string): Promise<PeftLoraConfig> {
   const path = join(dir, ADAPTER_CONFIG_NAME);
   let text: string;
   try {
-    text = await readFile(path, "utf8");
+    text = (await readRegularFile(path)).toString("utf8");
   } catch (cause) {
+    if (cause instanceof NotRegularFileError) {
+      throw new PeftAdapterError(cause.message, path, undefined, { cause });
+    }
     throw new PeftAdapterError(
       `cannot read ${ADAPTER_CONFIG_NAME} (is this a PEFT adapter folder?)`,
       path,

@@ -3,9 +3,10 @@
  * `*.safetensors.index.json` ({"metadata": ..., "weight_map": {tensor: shard file}}), the layout
  * transformers writes. Every shard's header is validated at open; tensors are read lazily.
  */
-import { readFile, stat } from "node:fs/promises";
+import { stat } from "node:fs/promises";
 import { basename, dirname, join, resolve } from "node:path";
 import { SafetensorsError } from "../errors.js";
+import { NotRegularFileError, readRegularFile } from "../fs-safe.js";
 import { describeJson, jsonNestingDepth, MAX_CONFIG_DEPTH } from "../json-safe.js";
 import { SafetensorsFile } from "./file.js";
 import type { TensorInfo } from "./types.js";
@@ -33,12 +34,15 @@ async function isDirectory(path: string): Promise<boolean> {
 async function readWeightMap(indexPath: string): Promise<Map<string, string>> {
   let json: unknown;
   try {
-    const text = await readFile(indexPath, "utf8");
+    const text = (await readRegularFile(indexPath)).toString("utf8");
     if (jsonNestingDepth(text, MAX_CONFIG_DEPTH) > MAX_CONFIG_DEPTH) {
       throw new Error(`JSON nests more than ${MAX_CONFIG_DEPTH} levels deep`);
     }
     json = JSON.parse(text);
   } catch (cause) {
+    if (cause instanceof NotRegularFileError) {
+      throw new SafetensorsError(cause.message, indexPath, undefined, { cause });
+    }
     throw new SafetensorsError(
       `cannot read shard index as JSON (${(cause as Error).message})`,
       indexPath,

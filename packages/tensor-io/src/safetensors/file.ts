@@ -3,11 +3,12 @@
  * tensor data is read on demand, one tensor at a time, with positioned reads on a single file
  * handle. The file is never read whole, so memory stays at one tensor's bytes.
  */
-import { type FileHandle, open } from "node:fs/promises";
+import type { FileHandle } from "node:fs/promises";
 import { resolve } from "node:path";
 import { isFloatDType } from "../dtypes.js";
 import { SafetensorsError } from "../errors.js";
 import { decodeOwnedToF32, widenHalfInPlace } from "../float16.js";
+import { NotRegularFileError, openRegularFile } from "../fs-safe.js";
 import { parseHeaderJson, parseHeaderLength } from "./header.js";
 import type { TensorInfo } from "./types.js";
 
@@ -72,8 +73,11 @@ export class SafetensorsFile {
     const file = resolve(path);
     let handle: FileHandle;
     try {
-      handle = await open(file, "r");
+      handle = await openRegularFile(file);
     } catch (cause) {
+      if (cause instanceof NotRegularFileError) {
+        throw new SafetensorsError(cause.message, file, undefined, { cause });
+      }
       throw new SafetensorsError(
         `cannot open: ${(cause as NodeJS.ErrnoException).code ?? (cause as Error).message}`,
         file,
@@ -82,9 +86,7 @@ export class SafetensorsFile {
       );
     }
     try {
-      const stats = await handle.stat();
-      if (!stats.isFile()) throw new SafetensorsError("not a regular file", file);
-      const { size } = stats;
+      const { size } = await handle.stat();
       const prefix = new Uint8Array(8);
       if (size >= 8) await readFully(handle, prefix, 0, file);
       const headerLength = parseHeaderLength(prefix, size, file);
