@@ -3,6 +3,7 @@ import { open, stat } from "node:fs/promises";
 import { CsvError, parse } from "csv-parse/sync";
 import { ChoiceLiteralError, parseChoiceLiteral } from "./choice-literal.js";
 import { CsvValidationError, type RowIssue, formatRowIssue } from "./errors.js";
+import { decodeUtf8Strict } from "./utf8.js";
 
 export const EVAL_TYPES = ["multiple_choice", "generation"] as const;
 export type EvalType = (typeof EVAL_TYPES)[number];
@@ -88,9 +89,9 @@ export async function readCompetitionCsv(
   file: string,
   options: ReadCsvOptions = {},
 ): Promise<CompetitionDataset> {
-  let text: string;
+  let bytes: Buffer;
   try {
-    text = (await readRegularFile(file)).toString("utf8");
+    bytes = await readRegularFile(file);
   } catch (err) {
     throw new CsvValidationError(
       file,
@@ -99,7 +100,16 @@ export async function readCompetitionCsv(
       { cause: err },
     );
   }
-  return parseCompetitionCsv(text, file, options);
+  // Strict: a lenient decode would turn invalid bytes into U+FFFD and silently change prompts.
+  const decoded = decodeUtf8Strict(bytes);
+  if (!decoded.ok) {
+    throw new CsvValidationError(
+      file,
+      [],
+      `${file}: not valid UTF-8: invalid byte sequence at byte ${decoded.offset} (line ${decoded.line}); save the file as UTF-8`,
+    );
+  }
+  return parseCompetitionCsv(decoded.text, file, options);
 }
 
 /** 1-based start line of a record, from csv-parse's end line and the record's raw text. */

@@ -78,3 +78,82 @@ describe("readCompetitionCsv still reads regular files and symlinks to them", ()
     expect((await readCompetitionCsv(link)).entries).toHaveLength(1);
   });
 });
+
+describe("D10: a CSV that is not valid UTF-8 is refused, never decoded to U+FFFD", () => {
+  const bytes = (...parts: Array<string | number[]>) =>
+    Buffer.concat(
+      parts.map((p) => (typeof p === "string" ? Buffer.from(p, "utf8") : Buffer.from(p))),
+    );
+
+  it.each([
+    ["a stray 0xFF byte", [0xff], 0],
+    ["a truncated 3-byte sequence", [0xe2, 0x82], 0],
+    ["an overlong encoding of '/'", [0xc0, 0xaf], 0],
+    ["an encoded UTF-16 surrogate", [0xed, 0xa0, 0x80], 0],
+    ["a lone continuation byte after valid text", [0xc3, 0xa9, 0x80], 2],
+  ])("%s names the file, byte offset and line", async (_what, bad, within) => {
+    const file = join(dir, "bad.csv");
+    const prefix = `${HEADER}0,first row é,generation,\n1,"multi\nline `;
+    await writeFile(file, bytes(prefix, bad, ' end",generation,\n'));
+    const err = await readCompetitionCsv(file).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(CsvValidationError);
+    const offset = Buffer.byteLength(prefix) + within;
+    expect((err as Error).message).toBe(
+      `${file}: not valid UTF-8: invalid byte sequence at byte ${offset} (line 4); save the file as UTF-8`,
+    );
+  });
+
+  it("an invalid byte at the very end (truncated file) is refused too", async () => {
+    const file = join(dir, "cut.csv");
+    await writeFile(file, bytes(`${HEADER}0,caf`, [0xc3]));
+    const err = await readCompetitionCsv(file).catch((e: unknown) => e);
+    expect((err as Error).message).toContain(
+      `not valid UTF-8: invalid byte sequence at byte ${Buffer.byteLength(HEADER) + 5} (line 2)`,
+    );
+  });
+
+  it("valid UTF-8 with a BOM, accents, CJK and emoji reads unchanged", async () => {
+    const file = join(dir, "ok.csv");
+    await writeFile(file, bytes([0xef, 0xbb, 0xbf], `${HEADER}0,"é 中文 😀 \uFFFD",generation,\n`));
+    const { entries } = await readCompetitionCsv(file);
+    expect(entries).toHaveLength(1);
+    expect(entries[0]!.kind === "ok" && entries[0]!.row.input).toBe("é 中文 😀 \uFFFD");
+  });
+});
+
+describe("firstInvalidUtf8 agrees with the WHATWG fatal decoder", () => {
+  it("on 20,000 seeded random byte strings biased to multi-byte sequences", async () => {
+    const { firstInvalidUtf8 } = await import("../src/utf8.js");
+    const fatal = new TextDecoder("utf-8", { fatal: true });
+    const valid = (b: Uint8Array) => {
+      try {
+        fatal.decode(b);
+        return true;
+      } catch {
+        return false;
+      }
+    };
+    let seed = 12345;
+    const rand = () => {
+      seed = (Math.imul(seed, 1103515245) + 12345) >>> 0;
+      return seed / 2 ** 32;
+    };
+    const pool = [
+      0x41, 0x7f, 0x80, 0x9f, 0xa0, 0xbf, 0xc0, 0xc2, 0xdf, 0xe0, 0xe1, 0xed, 0xef, 0xf0, 0xf4,
+      0xf5, 0xff,
+    ];
+    let invalid = 0;
+    for (let t = 0; t < 20_000; t++) {
+      const b = Uint8Array.from({ length: 1 + Math.floor(rand() * 8) }, () =>
+        rand() < 0.7 ? pool[Math.floor(rand() * pool.length)]! : Math.floor(rand() * 256),
+      );
+      const offset = firstInvalidUtf8(b);
+      expect(offset === -1, Buffer.from(b).toString("hex")).toBe(valid(b));
+      if (offset >= 0) {
+        invalid++;
+        expect(valid(b.subarray(0, offset)), Buffer.from(b).toString("hex")).toBe(true);
+      }
+    }
+    expect(invalid).toBeGreaterThan(1000);
+  });
+});

@@ -290,3 +290,43 @@ catch (e) { console.log(JSON.stringify({ name: e.constructor.name, file: e.file,
     });
   },
 );
+
+describe("D10: adapter_config.json and shard indexes must be valid UTF-8", () => {
+  it("an invalid byte in adapter_config.json is a PeftAdapterError with its offset, not U+FFFD", async () => {
+    await withTempDir(async (dir) => {
+      const folder = await adapterWithConfig(dir, (c) => {
+        c.base_model_name_or_path = "org/model-@";
+      });
+      const path = join(folder, "adapter_config.json");
+      const text = Buffer.from(await readFile(path));
+      const at = text.indexOf("@");
+      text[at] = 0xff;
+      await writeFile(path, text);
+      const error = await rejection(PeftAdapter.open(folder));
+      expect(error).toBeInstanceOf(PeftAdapterError);
+      expect((error as PeftAdapterError).file).toBe(path);
+      expect((error as Error).message).toContain(
+        `not valid UTF-8: invalid byte sequence at byte ${at}`,
+      );
+    });
+  });
+
+  it("an invalid byte in a shard index is a SafetensorsError", async () => {
+    await withTempDir(async (dir) => {
+      const path = join(dir, "model.safetensors.index.json");
+      await writeFile(
+        path,
+        Buffer.concat([
+          Buffer.from('{"weight_map": {"a'),
+          Buffer.from([0xc0, 0xaf]),
+          Buffer.from('": "x.safetensors"}}'),
+        ]),
+      );
+      const error = await rejection(SafetensorsCheckpoint.open(path));
+      expect(error).toBeInstanceOf(SafetensorsError);
+      expect((error as Error).message).toContain(
+        "not valid UTF-8: invalid byte sequence at byte 18",
+      );
+    });
+  });
+});

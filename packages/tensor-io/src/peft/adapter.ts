@@ -9,6 +9,7 @@ import { join, resolve } from "node:path";
 import { PeftAdapterError } from "../errors.js";
 import { NotRegularFileError, readRegularFile } from "../fs-safe.js";
 import { jsonNestingDepth, MAX_CONFIG_DEPTH } from "../json-safe.js";
+import { decodeUtf8Strict } from "../utf8.js";
 import { SafetensorsFile } from "../safetensors/file.js";
 import type { TensorInfo } from "../safetensors/types.js";
 import { moduleRankAndAlpha, type PeftLoraConfig, parsePeftConfig } from "./config.js";
@@ -50,9 +51,9 @@ async function exists(path: string): Promise<boolean> {
 
 async function readConfig(dir: string): Promise<PeftLoraConfig> {
   const path = join(dir, ADAPTER_CONFIG_NAME);
-  let text: string;
+  let bytes: Buffer;
   try {
-    text = (await readRegularFile(path)).toString("utf8");
+    bytes = await readRegularFile(path);
   } catch (cause) {
     if (cause instanceof NotRegularFileError) {
       throw new PeftAdapterError(cause.message, path, undefined, { cause });
@@ -66,6 +67,14 @@ async function readConfig(dir: string): Promise<PeftLoraConfig> {
       },
     );
   }
+  const decoded = decodeUtf8Strict(bytes);
+  if (!decoded.ok) {
+    throw new PeftAdapterError(
+      `not valid UTF-8: invalid byte sequence at byte ${decoded.offset} (line ${decoded.line})`,
+      path,
+    );
+  }
+  const { text } = decoded;
   if (jsonNestingDepth(text, MAX_CONFIG_DEPTH) > MAX_CONFIG_DEPTH) {
     throw new PeftAdapterError(
       `JSON nests more than ${MAX_CONFIG_DEPTH} levels deep (Python's json.loads, which PEFT uses, cannot load it either)`,

@@ -8,6 +8,7 @@ import { basename, dirname, join, resolve } from "node:path";
 import { SafetensorsError } from "../errors.js";
 import { NotRegularFileError, readRegularFile } from "../fs-safe.js";
 import { describeJson, jsonNestingDepth, MAX_CONFIG_DEPTH } from "../json-safe.js";
+import { decodeUtf8Strict } from "../utf8.js";
 import { SafetensorsFile } from "./file.js";
 import type { TensorInfo } from "./types.js";
 
@@ -34,7 +35,13 @@ async function isDirectory(path: string): Promise<boolean> {
 async function readWeightMap(indexPath: string): Promise<Map<string, string>> {
   let json: unknown;
   try {
-    const text = (await readRegularFile(indexPath)).toString("utf8");
+    const decoded = decodeUtf8Strict(await readRegularFile(indexPath));
+    if (!decoded.ok) {
+      throw new Error(
+        `not valid UTF-8: invalid byte sequence at byte ${decoded.offset} (line ${decoded.line})`,
+      );
+    }
+    const { text } = decoded;
     if (jsonNestingDepth(text, MAX_CONFIG_DEPTH) > MAX_CONFIG_DEPTH) {
       throw new Error(`JSON nests more than ${MAX_CONFIG_DEPTH} levels deep`);
     }
