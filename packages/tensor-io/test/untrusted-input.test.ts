@@ -3,7 +3,7 @@
  * silently change a run; every failure is a typed error naming the file.
  */
 import { spawnSync } from "node:child_process";
-import { cp, mkdir, readFile, rm, writeFile } from "node:fs/promises";
+import { cp, mkdir, readFile, rm, truncate, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import {
@@ -327,6 +327,74 @@ describe("D10: adapter_config.json and shard indexes must be valid UTF-8", () =>
       expect((error as Error).message).toContain(
         "not valid UTF-8: invalid byte sequence at byte 18",
       );
+    });
+  });
+});
+
+describe("D11: a huge declared tensor is a typed error before any allocation", () => {
+  const TIB4 = 4 * 1024 ** 4;
+
+  /** A sparse file whose header declares one tensor of `bytes` bytes; false if unsupported. */
+  async function sparseSafetensors(path: string, dtype: string, bytes: number): Promise<boolean> {
+    const size = { U8: 1, F16: 2, BF16: 2, F32: 4, F64: 8 }[dtype]!;
+    const header = JSON.stringify({
+      big: { dtype, shape: [bytes / size], data_offsets: [0, bytes] },
+    });
+    await writeFile(path, safetensorsBytes(header));
+    try {
+      await truncate(path, 8 + Buffer.byteLength(header) + bytes);
+      return true;
+    } catch {
+      return false; // a filesystem without sparse files this large
+    }
+  }
+
+  it.each([
+    ["readBytes", "U8"],
+    ["readF32", "F32"],
+    ["readF32", "F16"],
+    ["readF32", "BF16"],
+    ["readF32", "F64"],
+  ])("%s of a 4 TiB %s tensor in a sparse file", async (method, dtype) => {
+    await withTempDir(async (dir) => {
+      const path = join(dir, "huge.safetensors");
+      if (!(await sparseSafetensors(path, dtype, TIB4))) return;
+      const file = await SafetensorsFile.open(path);
+      try {
+        const error = await rejection(
+          method === "readBytes" ? file.readBytes("big") : file.readF32("big"),
+        );
+        expect(error).toBeInstanceOf(SafetensorsError);
+        expect((error as SafetensorsError).file).toBe(path);
+        expect((error as SafetensorsError).tensor).toBe("big");
+        expect((error as Error).message).toMatch(
+          /cannot allocate (4398046511104|8796093022208) bytes/,
+        );
+      } finally {
+        await file.close();
+      }
+    });
+  });
+
+  it("a file truncated after open is reported before allocating the tensor", async () => {
+    await withTempDir(async (dir) => {
+      const path = join(dir, "shrunk.safetensors");
+      const header = JSON.stringify({
+        t: { dtype: "F32", shape: [1024], data_offsets: [0, 4096] },
+      });
+      await writeFile(path, safetensorsBytes(header, 4096));
+      const file = await SafetensorsFile.open(path);
+      try {
+        await truncate(path, 100);
+        const error = await rejection(file.readF32("t"));
+        expect(error).toBeInstanceOf(SafetensorsError);
+        expect((error as SafetensorsError).tensor).toBe("t");
+        expect((error as Error).message).toMatch(
+          /file is now 100 bytes.*changed since it was opened/,
+        );
+      } finally {
+        await file.close();
+      }
     });
   });
 });
