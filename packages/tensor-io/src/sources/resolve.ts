@@ -4,7 +4,7 @@
  * HF_HUB_OFFLINE=1 only the cache is used. The token is passed to the library and never put
  * into a message.
  */
-import { join } from "node:path";
+import { isAbsolute, join } from "node:path";
 import { downloadFileToCacheDir, type ListFileEntry, listFiles, modelInfo } from "@huggingface/hub";
 import { writeTextAtomic } from "../atomic.js";
 import { SourceError } from "../errors.js";
@@ -13,6 +13,7 @@ import {
   cachedCommit,
   defaultCacheDir,
   isCachedFile,
+  isInside,
   listSnapshotFiles,
   refPath,
   repoFolder,
@@ -215,6 +216,15 @@ async function resolveOnline(
   );
 
   const dir = snapshotFolder(cacheDir, repo, commit);
+  for (const entry of entries) {
+    // The listing comes from the network: a path must stay inside the snapshot folder.
+    if (entry.path === "" || !isInside(dir, join(dir, entry.path)) || isAbsolute(entry.path)) {
+      throw new SourceError(
+        `the Hub listed a file path ${JSON.stringify(entry.path)} that leaves the snapshot folder`,
+        dir,
+      );
+    }
+  }
   for (const entry of entries.filter((e) => wanted(e.path))) {
     if (await isCachedFile(join(dir, entry.path))) {
       options.onProgress?.({ file: entry.path, loaded: entry.size, total: entry.size });
