@@ -1,5 +1,6 @@
 import { mkdir, readdir, readFile, readlink, symlink, writeFile } from "node:fs/promises";
 import { join } from "node:path";
+import { inspect } from "node:util";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { parseSourceSpec, SourceError, resolveSource } from "../src/index.js";
 import { withTempDir } from "./helpers.js";
@@ -469,5 +470,71 @@ describe("D5: a Hub revision cannot leave refs/ or the cache", () => {
       expect(error.message).toMatch(/leaves the snapshot folder/);
       expect(await readdir(root)).toEqual(["cache"]);
     });
+  });
+});
+
+describe("Hub error bodies that echo credentials are redacted in every SourceError", () => {
+  /** A Hub that rejects every call with a body echoing the Authorization header it received. */
+  function echoingHub(kind: "json" | "text"): typeof fetch {
+    return async (_input, init) => {
+      const auth = new Headers(init?.headers).get("authorization") ?? "";
+      const body = `Invalid credentials in Authorization header: ${auth} (token ${auth.replace(/^Bearer /, "")})`;
+      return kind === "json"
+        ? new Response(JSON.stringify({ error: body }), {
+            status: 401,
+            headers: { "content-type": "application/json" },
+          })
+        : new Response(body, { status: 500, headers: { "content-type": "text/plain" } });
+    };
+  }
+
+  it.each([
+    [
+      "an hf_ token from HF_TOKEN, JSON body",
+      "hf_AbCdEfGhIjKlMnOpQrStUvWxYz0123456789",
+      "env",
+      "json",
+    ],
+    [
+      "an hf_ token passed as an option, JSON body",
+      "hf_ZyXwVuTsRqPoNmLkJiHgFeDcBa9876543210",
+      "option",
+      "json",
+    ],
+    [
+      "an hf_ token, text body (kept in the library error's data)",
+      "hf_TextBodyToken000000000000000000000",
+      "option",
+      "text",
+    ],
+  ] as const)("%s", async (_what, token, via, kind) => {
+    await withTempDir(async (cacheDir) => {
+      if (via === "env") process.env.HF_TOKEN = token;
+      const error = await sourceError(
+        resolveSource("acme/tiny-model@main", {
+          cacheDir,
+          fetch: echoingHub(kind),
+          hubUrl: "https://hub.test",
+          ...(via === "option" ? { token } : {}),
+        }),
+      );
+      expect(error.message).toMatch(/acme\/tiny-model@main/);
+      // A JSON body's "error" is part of the library's message; a text body only of its data.
+      if (kind === "json") expect(error.message).toContain("[redacted]");
+      // Nothing reachable from the error carries the token: message, stack, cause chain.
+      const everything = `${error.message} ${error.stack} ${inspect(error, { depth: 10 })}`;
+      expect(everything).not.toContain(token);
+      expect(everything).not.toMatch(/Bearer (?!\[redacted\])/);
+    });
+  });
+
+  it("redactSecrets removes Bearer credentials, hf_ tokens and given values", async () => {
+    const { redactSecrets } = await import("../src/sources/redact.js");
+    expect(
+      redactSecrets("Authorization: Bearer abc.def-123 and hf_abcdefghijklmnop, also mine42x", [
+        "mine42x",
+      ]),
+    ).toBe("Authorization: Bearer [redacted] and [redacted], also [redacted]");
+    expect(redactSecrets("no secrets here", [])).toBe("no secrets here");
   });
 });
