@@ -1,7 +1,9 @@
-import { readFile } from "node:fs/promises";
+import { constants, type Stats } from "node:fs";
+import { open, stat } from "node:fs/promises";
 import { CsvError, parse } from "csv-parse/sync";
 import { ChoiceLiteralError, parseChoiceLiteral } from "./choice-literal.js";
 import { CsvValidationError, type RowIssue, formatRowIssue } from "./errors.js";
+import { decodeUtf8Strict } from "./utf8.js";
 
 export const EVAL_TYPES = ["multiple_choice", "generation"] as const;
 export type EvalType = (typeof EVAL_TYPES)[number];
@@ -54,14 +56,42 @@ export interface ReadCsvOptions {
   onWarning?: (message: string) => void;
 }
 
+function fileKind(stats: Stats): string {
+  if (stats.isDirectory()) return "a directory";
+  if (stats.isFIFO()) return "a FIFO";
+  if (stats.isSocket()) return "a socket";
+  if (stats.isCharacterDevice()) return "a character device";
+  if (stats.isBlockDevice()) return "a block device";
+  return "not a plain file";
+}
+
+/**
+ * The bytes of a regular file (symlinks followed). Anything else is refused before it is read:
+ * open(2) on a FIFO blocks until a writer comes, and a device can stream without end. The
+ * open uses O_NONBLOCK (no effect on regular files), so a FIFO swapped in after the stat cannot
+ * block either.
+ */
+async function readRegularFile(file: string): Promise<Buffer> {
+  const before = await stat(file);
+  if (!before.isFile()) throw new Error(`not a regular file (${fileKind(before)})`);
+  const handle = await open(file, constants.O_RDONLY | (constants.O_NONBLOCK ?? 0));
+  try {
+    const after = await handle.stat();
+    if (!after.isFile()) throw new Error(`not a regular file (${fileKind(after)})`);
+    return await handle.readFile();
+  } finally {
+    await handle.close();
+  }
+}
+
 /** Reads and validates a competition CSV file. */
 export async function readCompetitionCsv(
   file: string,
   options: ReadCsvOptions = {},
 ): Promise<CompetitionDataset> {
-  let text: string;
+  let bytes: Buffer;
   try {
-    text = await readFile(file, "utf8");
+    bytes = await readRegularFile(file);
   } catch (err) {
     throw new CsvValidationError(
       file,
@@ -70,7 +100,16 @@ export async function readCompetitionCsv(
       { cause: err },
     );
   }
-  return parseCompetitionCsv(text, file, options);
+  // Strict: a lenient decode would turn invalid bytes into U+FFFD and silently change prompts.
+  const decoded = decodeUtf8Strict(bytes);
+  if (!decoded.ok) {
+    throw new CsvValidationError(
+      file,
+      [],
+      `${file}: not valid UTF-8: invalid byte sequence at byte ${decoded.offset} (line ${decoded.line}); save the file as UTF-8`,
+    );
+  }
+  return parseCompetitionCsv(decoded.text, file, options);
 }
 
 /** 1-based start line of a record, from csv-parse's end line and the record's raw text. */

@@ -1,3 +1,5 @@
+import { redactSecrets } from "./sources/redact.js";
+
 /**
  * Typed errors of @merge/tensor-io. Every error names the file it is about and, where one is
  * involved, the tensor, so a caller can report exactly what was wrong without parsing messages.
@@ -23,5 +25,13 @@ export class SafetensorsError extends TensorIoError {}
 /** A PEFT adapter folder that cannot be read or written (config, keys, shapes, pickle files). */
 export class PeftAdapterError extends TensorIoError {}
 
-/** A model/adapter source that cannot be resolved (bad spec, missing local folder, Hub/cache failures). */
-export class SourceError extends TensorIoError {}
+/**
+ * A model/adapter source that cannot be resolved (bad spec, missing local folder, Hub/cache
+ * failures). Its message never holds a credential: Bearer values, hf_ tokens and HF_TOKEN's
+ * value are redacted whoever builds it (resolve.ts also redacts the configured token).
+ */
+export class SourceError extends TensorIoError {
+  constructor(message: string, file: string, tensor?: string, options?: { cause?: unknown }) {
+    super(redactSecrets(message), redactSecrets(file), tensor, options);
+  }
+}

@@ -1,5 +1,6 @@
 import { mkdir, readdir, readFile, readlink, symlink, writeFile } from "node:fs/promises";
 import { join } from "node:path";
+import { inspect } from "node:util";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { parseSourceSpec, SourceError, resolveSource } from "../src/index.js";
 import { withTempDir } from "./helpers.js";
@@ -229,7 +230,8 @@ function fakeHub(files: Record<string, string>, opts: { token?: string } = {}) {
       oid: oid(path),
       lastCommit: { id: SHA, title: "x", date: "2026-01-01" },
     });
-    if (url.pathname === "/api/models/acme/tiny-model/revision/main")
+    // Any revision resolves (a lenient or hostile Hub): the client must vet revisions itself.
+    if (url.pathname.startsWith("/api/models/acme/tiny-model/revision/"))
       return json({ id: "acme/tiny-model", sha: SHA });
     if (url.pathname === `/api/models/acme/tiny-model/tree/${SHA}`)
       return json(Object.keys(files).map(entry));
@@ -357,5 +359,182 @@ describe("resolveSource: Hub repos online (mocked Hub, no network)", () => {
       expect(`${wrong.message} ${String(wrong.stack)}`).not.toContain("hf_wrongWrongWrong456");
       expect(`${wrong.message} ${String(wrong.stack)}`).not.toContain(token);
     });
+  });
+});
+
+describe("D5: a Hub revision cannot leave refs/ or the cache", () => {
+  it.each([
+    "../../../x",
+    "../../evilref",
+    "a/../b",
+    "/abs",
+    "-rf",
+    "a\\b",
+    "a\u0001b",
+    "a..b",
+    "v1.lock",
+    "a/.hidden",
+    "a//b",
+    "a/",
+    "a.",
+    "a~1",
+    "a^",
+    "a:b",
+    "a?",
+    "a*",
+    "a[b",
+    ".",
+  ])("parseSourceSpec rejects revision %j", async (revision) => {
+    const error = await sourceError(parseSourceSpec(`acme/tiny-model@${revision}`));
+    expect(error.message).toMatch(/not a valid revision/);
+  });
+
+  it.each(["main", "v1.0", "refs/pr/1", "refs/convert/parquet", "feature/x-y_z", SHA])(
+    "parseSourceSpec accepts revision %j",
+    async (revision) => {
+      expect(await parseSourceSpec(`acme/tiny-model@${revision}`)).toEqual({
+        kind: "hub",
+        repo: "acme/tiny-model",
+        revision,
+      });
+    },
+  );
+
+  it("offline, owner/name@../../evilref does not read a ref outside refs/", async () => {
+    await withTempDir(async (root) => {
+      const cacheDir = join(root, "cache");
+      await layOutCache(cacheDir, FILES);
+      // A file an attacker controls, where refs/../../evilref points.
+      await writeFile(join(cacheDir, "evilref"), SHA);
+      const error = await sourceError(
+        resolveSource("acme/tiny-model@../../evilref", { cacheDir, offline: true }),
+      );
+      expect(error.message).toMatch(/not a valid revision/);
+    });
+  });
+
+  it("online, owner/name@../../../x writes nothing outside the cache", async () => {
+    await withTempDir(async (root) => {
+      const cacheDir = join(root, "cache");
+      await mkdir(cacheDir);
+      const hub = fakeHub(FILES);
+      const error = await sourceError(
+        resolveSource("acme/tiny-model@../../../x", {
+          cacheDir,
+          fetch: hub.fetch,
+          hubUrl: "https://hub.test",
+          files: ["config.json"],
+        }),
+      );
+      expect(error.message).toMatch(/not a valid revision/);
+      expect(await readdir(root)).toEqual(["cache"]);
+      expect(hub.calls).toEqual([]);
+    });
+  });
+
+  it("refPath itself refuses a revision that leaves refs/, whoever calls it", async () => {
+    const { refPath } = await import("../src/sources/hub-cache.js");
+    expect(refPath("/c", "acme/m", "refs/pr/1")).toBe(
+      join("/c", "models--acme--m", "refs", "refs/pr/1"),
+    );
+    for (const bad of ["../../x", "..", "a/../../b", ""]) {
+      expect(() => refPath("/c", "acme/m", bad)).toThrow(SourceError);
+    }
+  });
+
+  it("a Hub file listing with a path that leaves the snapshot is refused before any download", async () => {
+    await withTempDir(async (root) => {
+      const cacheDir = join(root, "cache");
+      const base = fakeHub(FILES);
+      const evil: typeof fetch = async (input, init) => {
+        if (new URL(String(input)).pathname.includes("/tree/")) {
+          const entry = {
+            type: "file",
+            path: "../../../../escaped.txt",
+            size: 1,
+            oid: "a".repeat(40),
+          };
+          return new Response(JSON.stringify([entry]), {
+            headers: { "content-type": "application/json" },
+          });
+        }
+        return base.fetch(input, init);
+      };
+      const error = await sourceError(
+        resolveSource("acme/tiny-model@main", {
+          cacheDir,
+          fetch: evil,
+          hubUrl: "https://hub.test",
+        }),
+      );
+      expect(error.message).toMatch(/leaves the snapshot folder/);
+      expect(await readdir(root)).toEqual(["cache"]);
+    });
+  });
+});
+
+describe("Hub error bodies that echo credentials are redacted in every SourceError", () => {
+  /** A Hub that rejects every call with a body echoing the Authorization header it received. */
+  function echoingHub(kind: "json" | "text"): typeof fetch {
+    return async (_input, init) => {
+      const auth = new Headers(init?.headers).get("authorization") ?? "";
+      const body = `Invalid credentials in Authorization header: ${auth} (token ${auth.replace(/^Bearer /, "")})`;
+      return kind === "json"
+        ? new Response(JSON.stringify({ error: body }), {
+            status: 401,
+            headers: { "content-type": "application/json" },
+          })
+        : new Response(body, { status: 500, headers: { "content-type": "text/plain" } });
+    };
+  }
+
+  it.each([
+    [
+      "an hf_ token from HF_TOKEN, JSON body",
+      "hf_AbCdEfGhIjKlMnOpQrStUvWxYz0123456789",
+      "env",
+      "json",
+    ],
+    [
+      "an hf_ token passed as an option, JSON body",
+      "hf_ZyXwVuTsRqPoNmLkJiHgFeDcBa9876543210",
+      "option",
+      "json",
+    ],
+    [
+      "an hf_ token, text body (kept in the library error's data)",
+      "hf_TextBodyToken000000000000000000000",
+      "option",
+      "text",
+    ],
+  ] as const)("%s", async (_what, token, via, kind) => {
+    await withTempDir(async (cacheDir) => {
+      if (via === "env") process.env.HF_TOKEN = token;
+      const error = await sourceError(
+        resolveSource("acme/tiny-model@main", {
+          cacheDir,
+          fetch: echoingHub(kind),
+          hubUrl: "https://hub.test",
+          ...(via === "option" ? { token } : {}),
+        }),
+      );
+      expect(error.message).toMatch(/acme\/tiny-model@main/);
+      // A JSON body's "error" is part of the library's message; a text body only of its data.
+      if (kind === "json") expect(error.message).toContain("[redacted]");
+      // Nothing reachable from the error carries the token: message, stack, cause chain.
+      const everything = `${error.message} ${error.stack} ${inspect(error, { depth: 10 })}`;
+      expect(everything).not.toContain(token);
+      expect(everything).not.toMatch(/Bearer (?!\[redacted\])/);
+    });
+  });
+
+  it("redactSecrets removes Bearer credentials, hf_ tokens and given values", async () => {
+    const { redactSecrets } = await import("../src/sources/redact.js");
+    expect(
+      redactSecrets("Authorization: Bearer abc.def-123 and hf_abcdefghijklmnop, also mine42x", [
+        "mine42x",
+      ]),
+    ).toBe("Authorization: Bearer [redacted] and [redacted], also [redacted]");
+    expect(redactSecrets("no secrets here", [])).toBe("no secrets here");
   });
 });

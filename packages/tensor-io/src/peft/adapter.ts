@@ -4,9 +4,12 @@
  * both are matrices, and their shared dimension equals the module's rank — so reading a module
  * later only touches that module's two tensors.
  */
-import { access, readFile } from "node:fs/promises";
+import { access } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import { PeftAdapterError } from "../errors.js";
+import { NotRegularFileError, readRegularFile } from "../fs-safe.js";
+import { jsonNestingDepth, MAX_CONFIG_DEPTH } from "../json-safe.js";
+import { decodeUtf8Strict } from "../utf8.js";
 import { SafetensorsFile } from "../safetensors/file.js";
 import type { TensorInfo } from "../safetensors/types.js";
 import { moduleRankAndAlpha, type PeftLoraConfig, parsePeftConfig } from "./config.js";
@@ -48,10 +51,13 @@ async function exists(path: string): Promise<boolean> {
 
 async function readConfig(dir: string): Promise<PeftLoraConfig> {
   const path = join(dir, ADAPTER_CONFIG_NAME);
-  let text: string;
+  let bytes: Buffer;
   try {
-    text = await readFile(path, "utf8");
+    bytes = await readRegularFile(path);
   } catch (cause) {
+    if (cause instanceof NotRegularFileError) {
+      throw new PeftAdapterError(cause.message, path, undefined, { cause });
+    }
     throw new PeftAdapterError(
       `cannot read ${ADAPTER_CONFIG_NAME} (is this a PEFT adapter folder?)`,
       path,
@@ -59,6 +65,20 @@ async function readConfig(dir: string): Promise<PeftLoraConfig> {
       {
         cause,
       },
+    );
+  }
+  const decoded = decodeUtf8Strict(bytes);
+  if (!decoded.ok) {
+    throw new PeftAdapterError(
+      `not valid UTF-8: invalid byte sequence at byte ${decoded.offset} (line ${decoded.line})`,
+      path,
+    );
+  }
+  const { text } = decoded;
+  if (jsonNestingDepth(text, MAX_CONFIG_DEPTH) > MAX_CONFIG_DEPTH) {
+    throw new PeftAdapterError(
+      `JSON nests more than ${MAX_CONFIG_DEPTH} levels deep (Python's json.loads, which PEFT uses, cannot load it either)`,
+      path,
     );
   }
   let json: unknown;

@@ -2,7 +2,9 @@
  * adapter_config.json of a PEFT LoRA adapter: parsing with validation, and PEFT's rules for
  * per-module rank/alpha (rank_pattern / alpha_pattern) and target-module matching.
  */
+import { RE2JS } from "re2js";
 import { PeftAdapterError } from "../errors.js";
+import { describeJson } from "../json-safe.js";
 
 export interface PeftLoraConfig {
   r: number;
@@ -37,7 +39,7 @@ export function parsePeftConfig(json: unknown, file: string): PeftLoraConfig {
   const peftType = json.peft_type;
   if (peftType !== undefined && peftType !== null && peftType !== "LORA") {
     throw new PeftAdapterError(
-      `peft_type is ${JSON.stringify(peftType)}; only LORA adapters are supported`,
+      `peft_type is ${describeJson(peftType)}; only LORA adapters are supported`,
       file,
     );
   }
@@ -52,10 +54,10 @@ export function parsePeftConfig(json: unknown, file: string): PeftLoraConfig {
   }
   const { r, lora_alpha: alpha } = json;
   if (typeof r !== "number" || !Number.isInteger(r) || r <= 0) {
-    throw new PeftAdapterError(`r must be a positive integer, got ${JSON.stringify(r)}`, file);
+    throw new PeftAdapterError(`r must be a positive integer, got ${describeJson(r)}`, file);
   }
   if (typeof alpha !== "number" || !Number.isFinite(alpha)) {
-    throw new PeftAdapterError(`lora_alpha must be a number, got ${JSON.stringify(alpha)}`, file);
+    throw new PeftAdapterError(`lora_alpha must be a number, got ${describeJson(alpha)}`, file);
   }
   const targets = json.target_modules;
   let targetModules: string[] | string;
@@ -83,44 +85,84 @@ export function parsePeftConfig(json: unknown, file: string): PeftLoraConfig {
   if (base !== undefined && base !== null && typeof base !== "string") {
     throw new PeftAdapterError("base_model_name_or_path must be a string or null", file);
   }
+  const rankPattern = numberRecord(json.rank_pattern, "rank_pattern", file);
+  const alphaPattern = numberRecord(json.alpha_pattern, "alpha_pattern", file);
+  // Compile every user pattern now, so a bad one is reported against adapter_config.json.
+  for (const key of Object.keys(rankPattern)) patternKeyRegex(key, "rank_pattern", file);
+  for (const key of Object.keys(alphaPattern)) patternKeyRegex(key, "alpha_pattern", file);
+  if (typeof targetModules === "string") targetRegex(targetModules, file);
   return {
     r,
     loraAlpha: alpha,
     targetModules,
     useRslora: bool("use_rslora"),
     fanInFanOut: bool("fan_in_fan_out"),
-    rankPattern: numberRecord(json.rank_pattern, "rank_pattern", file),
-    alphaPattern: numberRecord(json.alpha_pattern, "alpha_pattern", file),
+    rankPattern,
+    alphaPattern,
     modulesToSave: Array.isArray(modules) ? [...(modules as string[])] : null,
     baseModelNameOrPath: typeof base === "string" ? base : null,
     raw: json,
   };
 }
 
-function compile(pattern: string, file: string): RegExp {
+/**
+ * User patterns run on RE2 (re2js, pure JS), whose matching time is linear in the input: a
+ * JavaScript RegExp backtracks, so a key like "(.*)*X" from an untrusted config could hang a run.
+ * RE2 lacks lookaround and backreferences; those are rejected with a message saying so.
+ */
+const RE2_LACKS: ReadonlyArray<[RegExp, string]> = [
+  [/\(\?<?[=!]/, "lookaround ((?=...), (?!...), (?<=...), (?<!...))"],
+  [/\\[1-9]|\(\?P=/, "backreferences (\\1, (?P=name))"],
+];
+
+/** Compiled patterns by source: configs repeat a few keys over many modules. */
+const compiled = new Map<string, RE2JS>();
+const MAX_COMPILED = 4096;
+
+function compile(source: string, pattern: string, what: string, file: string): RE2JS {
+  const hit = compiled.get(source);
+  if (hit !== undefined) return hit;
+  let re: RE2JS;
   try {
-    return new RegExp(pattern);
+    re = RE2JS.compile(source);
   } catch (cause) {
+    const lacking = RE2_LACKS.find(([test]) => test.test(pattern));
+    const detail = (cause as Error).message;
     throw new PeftAdapterError(
-      `pattern ${JSON.stringify(pattern)} is not a regular expression JavaScript understands`,
+      lacking === undefined
+        ? `${what} is not a regular expression this reader supports (RE2 syntax, a subset of Python's re): ${detail}`
+        : `${what} uses ${lacking[1]}, which the linear-time RE2 engine used for untrusted patterns does not support: ${detail}`,
       file,
       undefined,
       { cause },
     );
   }
+  if (compiled.size >= MAX_COMPILED) compiled.clear();
+  compiled.set(source, re);
+  return re;
+}
+
+/** PEFT's per-key regex `(.*\.)?(key)$`, used with Python `re.match` semantics (anchored at start). */
+function patternKeyRegex(key: string, field: string, file: string): RE2JS {
+  return compile(`(.*\\.)?(${key})$`, key, `${field} key ${describeJson(key, 200)}`, file);
+}
+
+function targetRegex(pattern: string, file: string): RE2JS {
+  return compile(pattern, pattern, `target_modules pattern ${describeJson(pattern, 200)}`, file);
 }
 
 /**
  * PEFT's `get_pattern_key`: the first pattern key k for which `(.*\.)?(k)$` matches the module
- * name from its start (Python `re.match`), or undefined.
+ * name from its start (Python `re.match`), or undefined. `field` names the config field in errors.
  */
 export function matchPatternKey(
   patternKeys: Iterable<string>,
   module: string,
   file: string,
+  field = "pattern",
 ): string | undefined {
   for (const key of patternKeys) {
-    if (compile(`^(?:.*\\.)?(?:${key})$`, file).test(module)) return key;
+    if (patternKeyRegex(key, field, file).matcher(module).lookingAt()) return key;
   }
   return undefined;
 }
@@ -131,22 +173,24 @@ export function moduleRankAndAlpha(
   module: string,
   file: string,
 ): { rank: number; alpha: number } {
-  const rankKey = matchPatternKey(Object.keys(config.rankPattern), module, file);
-  const alphaKey = matchPatternKey(Object.keys(config.alphaPattern), module, file);
+  const rankKey = matchPatternKey(Object.keys(config.rankPattern), module, file, "rank_pattern");
+  const alphaKey = matchPatternKey(Object.keys(config.alphaPattern), module, file, "alpha_pattern");
   return {
     rank: rankKey === undefined ? config.r : config.rankPattern[rankKey]!,
     alpha: alphaKey === undefined ? config.loraAlpha : config.alphaPattern[alphaKey]!,
   };
 }
 
-/** PEFT's target check: a regex string must fullmatch; a list entry must equal or suffix-match. */
+/**
+ * PEFT's target check: a regex string must match the whole name (Python `re.fullmatch`, here on
+ * RE2); a list entry must equal or suffix-match.
+ */
 export function isTargetModule(
   targetModules: string[] | string,
   module: string,
   file: string,
 ): boolean {
-  if (typeof targetModules === "string")
-    return compile(`^(?:${targetModules})$`, file).test(module);
+  if (typeof targetModules === "string") return targetRegex(targetModules, file).matches(module);
   return targetModules.some((t) => module === t || module.endsWith(`.${t}`));
 }
 

@@ -3,9 +3,12 @@
  * `*.safetensors.index.json` ({"metadata": ..., "weight_map": {tensor: shard file}}), the layout
  * transformers writes. Every shard's header is validated at open; tensors are read lazily.
  */
-import { readFile, stat } from "node:fs/promises";
+import { stat } from "node:fs/promises";
 import { basename, dirname, join, resolve } from "node:path";
 import { SafetensorsError } from "../errors.js";
+import { NotRegularFileError, readRegularFile } from "../fs-safe.js";
+import { describeJson, jsonNestingDepth, MAX_CONFIG_DEPTH } from "../json-safe.js";
+import { decodeUtf8Strict } from "../utf8.js";
 import { SafetensorsFile } from "./file.js";
 import type { TensorInfo } from "./types.js";
 
@@ -32,8 +35,21 @@ async function isDirectory(path: string): Promise<boolean> {
 async function readWeightMap(indexPath: string): Promise<Map<string, string>> {
   let json: unknown;
   try {
-    json = JSON.parse(await readFile(indexPath, "utf8"));
+    const decoded = decodeUtf8Strict(await readRegularFile(indexPath));
+    if (!decoded.ok) {
+      throw new Error(
+        `not valid UTF-8: invalid byte sequence at byte ${decoded.offset} (line ${decoded.line})`,
+      );
+    }
+    const { text } = decoded;
+    if (jsonNestingDepth(text, MAX_CONFIG_DEPTH) > MAX_CONFIG_DEPTH) {
+      throw new Error(`JSON nests more than ${MAX_CONFIG_DEPTH} levels deep`);
+    }
+    json = JSON.parse(text);
   } catch (cause) {
+    if (cause instanceof NotRegularFileError) {
+      throw new SafetensorsError(cause.message, indexPath, undefined, { cause });
+    }
     throw new SafetensorsError(
       `cannot read shard index as JSON (${(cause as Error).message})`,
       indexPath,
@@ -50,7 +66,7 @@ async function readWeightMap(indexPath: string): Promise<Map<string, string>> {
     // Shards must be plain file names next to the index: no paths that escape the folder.
     if (typeof shard !== "string" || shard === "" || shard !== basename(shard) || shard === "..") {
       throw new SafetensorsError(
-        `weight_map entry must be a shard file name in the same folder, got ${JSON.stringify(shard)}`,
+        `weight_map entry must be a shard file name in the same folder, got ${describeJson(shard)}`,
         indexPath,
         tensor,
       );

@@ -3,11 +3,12 @@
  * tensor data is read on demand, one tensor at a time, with positioned reads on a single file
  * handle. The file is never read whole, so memory stays at one tensor's bytes.
  */
-import { type FileHandle, open } from "node:fs/promises";
+import type { FileHandle } from "node:fs/promises";
 import { resolve } from "node:path";
 import { isFloatDType } from "../dtypes.js";
 import { SafetensorsError } from "../errors.js";
 import { decodeOwnedToF32, widenHalfInPlace } from "../float16.js";
+import { NotRegularFileError, openRegularFile } from "../fs-safe.js";
 import { parseHeaderJson, parseHeaderLength } from "./header.js";
 import type { TensorInfo } from "./types.js";
 
@@ -49,6 +50,20 @@ export async function readFully(
   }
 }
 
+/** A fresh, unpooled buffer, or a SafetensorsError naming the tensor when it cannot be had. */
+function allocate(byteLength: number, file: string, tensor: string): ArrayBuffer {
+  try {
+    return new ArrayBuffer(byteLength);
+  } catch (cause) {
+    throw new SafetensorsError(
+      `cannot allocate ${byteLength} bytes (${(byteLength / 2 ** 30).toFixed(1)} GiB) to read this tensor: ${(cause as Error).message}`,
+      file,
+      tensor,
+      { cause },
+    );
+  }
+}
+
 export class SafetensorsFile {
   readonly path: string;
   readonly metadata: Record<string, string> | undefined;
@@ -72,8 +87,11 @@ export class SafetensorsFile {
     const file = resolve(path);
     let handle: FileHandle;
     try {
-      handle = await open(file, "r");
+      handle = await openRegularFile(file);
     } catch (cause) {
+      if (cause instanceof NotRegularFileError) {
+        throw new SafetensorsError(cause.message, file, undefined, { cause });
+      }
       throw new SafetensorsError(
         `cannot open: ${(cause as NodeJS.ErrnoException).code ?? (cause as Error).message}`,
         file,
@@ -82,9 +100,7 @@ export class SafetensorsFile {
       );
     }
     try {
-      const stats = await handle.stat();
-      if (!stats.isFile()) throw new SafetensorsError("not a regular file", file);
-      const { size } = stats;
+      const { size } = await handle.stat();
       const prefix = new Uint8Array(8);
       if (size >= 8) await readFully(handle, prefix, 0, file);
       const headerLength = parseHeaderLength(prefix, size, file);
@@ -109,11 +125,36 @@ export class SafetensorsFile {
     return info;
   }
 
+  /**
+   * Checks, before memory is allocated for a tensor, that its data still lies inside the file:
+   * the header was checked against the size at open, but the file may have shrunk since.
+   */
+  private async checkInFile(info: TensorInfo): Promise<void> {
+    const handle = this.handle;
+    if (handle === undefined) throw new SafetensorsError("file is closed", this.path, info.name);
+    let size: number;
+    try {
+      ({ size } = await handle.stat());
+    } catch (cause) {
+      const code = (cause as NodeJS.ErrnoException).code ?? (cause as Error).message;
+      throw new SafetensorsError(`stat failed: ${code}`, this.path, info.name, { cause });
+    }
+    const end = info.dataOffset + info.byteLength;
+    if (end > size) {
+      throw new SafetensorsError(
+        `the tensor's data ends at byte ${end} but the file is now ${size} bytes (truncated or changed since it was opened?)`,
+        this.path,
+        info.name,
+      );
+    }
+  }
+
   /** The tensor's raw little-endian bytes, in a fresh buffer aligned to 8 bytes. */
   async readBytes(name: string): Promise<Uint8Array> {
     const info = this.info(name);
+    await this.checkInFile(info);
     // A fresh, unpooled ArrayBuffer starts at offset 0, so typed views on it are aligned.
-    return this.readInto(name, new Uint8Array(new ArrayBuffer(info.byteLength)));
+    return this.readInto(name, new Uint8Array(allocate(info.byteLength, this.path, name)));
   }
 
   /**
@@ -150,11 +191,23 @@ export class SafetensorsFile {
       // Read the raw halves into the top of the output buffer and widen in place: one
       // allocation of the Float32 size instead of raw bytes plus output.
       const n = info.byteLength / 2;
-      const buffer = new ArrayBuffer(4 * n);
+      await this.checkInFile(info);
+      const buffer = allocate(4 * n, this.path, name);
       await this.readInto(name, new Uint8Array(buffer, 2 * n, 2 * n));
       return widenHalfInPlace(buffer, n, info.dtype);
     }
-    return decodeOwnedToF32(await this.readBytes(name), info.dtype);
+    const bytes = await this.readBytes(name);
+    try {
+      return decodeOwnedToF32(bytes, info.dtype);
+    } catch (cause) {
+      if (!(cause instanceof RangeError)) throw cause;
+      throw new SafetensorsError(
+        `cannot allocate the Float32 copy of this tensor: ${cause.message}`,
+        this.path,
+        name,
+        { cause },
+      );
+    }
   }
 
   async close(): Promise<void> {

@@ -7,6 +7,7 @@
  */
 import { DTYPE_SIZE, elementCount, isDType } from "../dtypes.js";
 import { SafetensorsError } from "../errors.js";
+import { describeJson as describe, jsonNestingDepth, MAX_HEADER_DEPTH } from "../json-safe.js";
 import type { TensorInfo } from "./types.js";
 
 /** Same cap as the reference implementation: guards against absurd allocations. */
@@ -45,11 +46,6 @@ export function parseHeaderLength(prefix: Uint8Array, fileSize: number, file: st
   return length;
 }
 
-function describe(value: unknown): string {
-  const s = JSON.stringify(value);
-  return s === undefined ? String(value) : s.length > 80 ? `${s.slice(0, 77)}...` : s;
-}
-
 /** Validates the header JSON bytes against a data section of `dataLength` bytes. */
 export function parseHeaderJson(
   headerBytes: Uint8Array,
@@ -62,6 +58,12 @@ export function parseHeaderJson(
     text = new TextDecoder("utf-8", { fatal: true }).decode(headerBytes);
   } catch (cause) {
     throw new SafetensorsError("header is not valid UTF-8", file, undefined, { cause });
+  }
+  if (jsonNestingDepth(text, MAX_HEADER_DEPTH) > MAX_HEADER_DEPTH) {
+    throw new SafetensorsError(
+      `header JSON nests more than ${MAX_HEADER_DEPTH} levels deep (the reference implementation's limit; a valid header needs 3)`,
+      file,
+    );
   }
   let json: unknown;
   try {

@@ -5,8 +5,9 @@
  * so a cache filled by either side serves both.
  */
 import { readdir, readFile, stat } from "node:fs/promises";
-import { join, relative, sep } from "node:path";
+import { isAbsolute, join, relative, sep } from "node:path";
 import { getHFHubCachePath, getRepoFolderName } from "@huggingface/hub";
+import { SourceError } from "../errors.js";
 
 export const COMMIT_HASH = /^[0-9a-f]{40}$/;
 
@@ -23,8 +24,26 @@ export function snapshotFolder(cacheDir: string, repo: string, commit: string): 
   return join(repoFolder(cacheDir, repo), "snapshots", commit);
 }
 
+/** True if `path` is `dir` itself or lies below it (lexically, after normalisation). */
+export function isInside(dir: string, path: string): boolean {
+  const rel = relative(dir, path);
+  return rel === "" || (!rel.startsWith(`..${sep}`) && rel !== ".." && !isAbsolute(rel));
+}
+
+/**
+ * <repo folder>/refs/<revision>. Revisions are vetted when a spec is parsed (revisionProblem);
+ * this re-checks that the path stays inside refs/, whoever the caller.
+ */
 export function refPath(cacheDir: string, repo: string, revision: string): string {
-  return join(repoFolder(cacheDir, repo), "refs", revision);
+  const refs = join(repoFolder(cacheDir, repo), "refs");
+  const path = join(refs, revision);
+  if (revision === "" || !isInside(refs, path) || path === refs) {
+    throw new SourceError(
+      `revision ${JSON.stringify(revision)} would name a path outside the cache's refs/ folder`,
+      refs,
+    );
+  }
+  return path;
 }
 
 /** The commit a revision points to in the cache, or undefined if unknown there. */
@@ -34,8 +53,9 @@ export async function cachedCommit(
   revision: string,
 ): Promise<string | undefined> {
   if (COMMIT_HASH.test(revision)) return revision;
+  const ref = refPath(cacheDir, repo, revision);
   try {
-    const commit = (await readFile(refPath(cacheDir, repo, revision), "utf8")).trim();
+    const commit = (await readFile(ref, "utf8")).trim();
     return COMMIT_HASH.test(commit) ? commit : undefined;
   } catch {
     return undefined;

@@ -4,7 +4,7 @@
  * HF_HUB_OFFLINE=1 only the cache is used. The token is passed to the library and never put
  * into a message.
  */
-import { join } from "node:path";
+import { isAbsolute, join } from "node:path";
 import { downloadFileToCacheDir, type ListFileEntry, listFiles, modelInfo } from "@huggingface/hub";
 import { writeTextAtomic } from "../atomic.js";
 import { SourceError } from "../errors.js";
@@ -13,12 +13,14 @@ import {
   cachedCommit,
   defaultCacheDir,
   isCachedFile,
+  isInside,
   listSnapshotFiles,
   refPath,
   repoFolder,
   snapshotFolder,
 } from "./hub-cache.js";
 import { fileMatcher, isGlob } from "./patterns.js";
+import { redactedCause, redactSecrets } from "./redact.js";
 import { type ProgressEvent, withProgress } from "./progress.js";
 import { parseSourceSpec } from "./spec.js";
 
@@ -134,18 +136,26 @@ async function resolveOffline(
   return { dir, kind: "hub", repo, revision, commit };
 }
 
-async function hubCall<T>(what: string, target: HubTarget, call: () => Promise<T>): Promise<T> {
+async function hubCall<T>(
+  what: string,
+  target: HubTarget,
+  token: string | undefined,
+  call: () => Promise<T>,
+): Promise<T> {
   try {
     return await call();
   } catch (cause) {
-    // Library errors carry the URL and status, never the Authorization header.
+    // A Hub or proxy error body can echo the Authorization header and the library copies the
+    // body into its error: redact the message, and keep a redacted copy as the cause.
+    const secrets = [token];
     throw new SourceError(
-      `${what} failed for ${target.repo}@${target.revision}: ${(cause as Error).message}`,
+      redactSecrets(
+        `${what} failed for ${target.repo}@${target.revision}: ${(cause as Error).message}`,
+        secrets,
+      ),
       repoFolder(target.cacheDir, target.repo),
       undefined,
-      {
-        cause,
-      },
+      { cause: redactedCause(cause, secrets) },
     );
   }
 }
@@ -155,10 +165,9 @@ async function resolveOnline(
   options: ResolveSourceOptions,
 ): Promise<ResolvedSource> {
   const { repo, revision, cacheDir } = target;
+  const token = options.token ?? process.env.HF_TOKEN;
   const credentials = {
-    ...((options.token ?? process.env.HF_TOKEN)
-      ? { accessToken: options.token ?? process.env.HF_TOKEN }
-      : {}),
+    ...(token ? { accessToken: token } : {}),
     ...((options.hubUrl ?? process.env.HF_ENDPOINT)
       ? { hubUrl: options.hubUrl ?? process.env.HF_ENDPOINT }
       : {}),
@@ -167,7 +176,7 @@ async function resolveOnline(
 
   let commit = revision;
   if (!COMMIT_HASH.test(revision)) {
-    const info = await hubCall("looking up the revision", target, () =>
+    const info = await hubCall("looking up the revision", target, token, () =>
       modelInfo({ name: repo, revision, additionalFields: ["sha"], ...credentials }),
     );
     commit = (info as { sha?: string }).sha ?? "";
@@ -193,7 +202,7 @@ async function resolveOnline(
   }
 
   const entries: ListFileEntry[] = [];
-  await hubCall("listing files", target, async () => {
+  await hubCall("listing files", target, token, async () => {
     for await (const entry of listFiles({
       repo,
       revision: commit,
@@ -215,6 +224,15 @@ async function resolveOnline(
   );
 
   const dir = snapshotFolder(cacheDir, repo, commit);
+  for (const entry of entries) {
+    // The listing comes from the network: a path must stay inside the snapshot folder.
+    if (entry.path === "" || !isInside(dir, join(dir, entry.path)) || isAbsolute(entry.path)) {
+      throw new SourceError(
+        `the Hub listed a file path ${JSON.stringify(entry.path)} that leaves the snapshot folder`,
+        dir,
+      );
+    }
+  }
   for (const entry of entries.filter((e) => wanted(e.path))) {
     if (await isCachedFile(join(dir, entry.path))) {
       options.onProgress?.({ file: entry.path, loaded: entry.size, total: entry.size });
@@ -226,7 +244,7 @@ async function resolveOnline(
         ? undefined
         : join(repoFolder(cacheDir, repo), "blobs", `${etag}.incomplete`);
     await withProgress(entry.path, entry.size, partial, options.onProgress, () =>
-      hubCall(`downloading ${entry.path}`, target, () =>
+      hubCall(`downloading ${entry.path}`, target, token, () =>
         downloadFileToCacheDir({
           repo,
           path: entry.path,
