@@ -261,7 +261,14 @@ export async function runSubmit(opts: SubmitOptions): Promise<SubmitOutcome> {
       async () => {
         base = await SafetensorsCheckpoint.open(baseSource.dir);
         for (const s of expertSources) {
-          experts.push({ label: s.label, adapter: await PeftAdapter.open(s.dir) });
+          const adapter = await PeftAdapter.open(s.dir);
+          experts.push({ label: s.label, adapter });
+          const ignored = adapter.ignoredModules();
+          if (ignored.length > 0) {
+            log(
+              `warning: expert ${s.label}: ${ignored.length} module${ignored.length > 1 ? "s have" : " has"} LoRA factors that target_modules ${JSON.stringify(adapter.config.targetModules)} does not name; PEFT ignores them and so does this merge (${ignored.slice(0, 3).join(", ")}${ignored.length > 3 ? ", …" : ""})`,
+            );
+          }
         }
         const plan = await planMerge(base, baseSource.label, experts);
         const strat = resolveStrategy(config.strategy.method, config.strategy.hyperparameters);

@@ -371,3 +371,49 @@ describe("writePeftAdapter", () => {
     });
   });
 });
+
+describe("target_modules is enforced as PEFT does (issue 11 D4)", () => {
+  it("factors for modules target_modules does not name are ignored and listed, not merged", async () => {
+    await withTempDir(async (dir) => {
+      const all = await PeftAdapter.open(join(PY, "peft-adapter"));
+      const before = all.modules();
+      await all.close();
+      const q = before.filter((m) => m.endsWith(".q_proj"));
+      expect(q.length).toBeGreaterThan(0);
+      expect(before.length).toBeGreaterThan(q.length);
+      await variant(dir, { config: (c) => void (c.target_modules = ["q_proj"]) });
+      const adapter = await PeftAdapter.open(dir);
+      try {
+        expect(adapter.modules()).toEqual(q);
+        expect(adapter.ignoredModules()).toEqual(before.filter((m) => !m.endsWith(".q_proj")));
+        expect(adapter.hasModule(before.find((m) => !m.endsWith(".q_proj"))!)).toBe(false);
+      } finally {
+        await adapter.close();
+      }
+    });
+  });
+
+  it("a regex target_modules string must match the whole module name; all-linear keeps all", async () => {
+    await withTempDir(async (dir) => {
+      await variant(dir, {
+        config: (c) => void (c.target_modules = ".*\\.self_attn\\.(q|v)_proj"),
+      });
+      const adapter = await PeftAdapter.open(dir);
+      try {
+        expect(adapter.modules().every((m) => /self_attn\.(q|v)_proj$/.test(m))).toBe(true);
+        expect(adapter.modules().length).toBeGreaterThan(0);
+      } finally {
+        await adapter.close();
+      }
+    });
+    await withTempDir(async (dir) => {
+      await variant(dir, { config: (c) => void (c.target_modules = "all-linear") });
+      const adapter = await PeftAdapter.open(dir);
+      try {
+        expect(adapter.ignoredModules()).toEqual([]);
+      } finally {
+        await adapter.close();
+      }
+    });
+  });
+});

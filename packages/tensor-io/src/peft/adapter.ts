@@ -12,7 +12,12 @@ import { jsonNestingDepth, MAX_CONFIG_DEPTH } from "../json-safe.js";
 import { decodeUtf8Strict } from "../utf8.js";
 import { SafetensorsFile } from "../safetensors/file.js";
 import type { TensorInfo } from "../safetensors/types.js";
-import { moduleRankAndAlpha, type PeftLoraConfig, parsePeftConfig } from "./config.js";
+import {
+  isTargetModule,
+  moduleRankAndAlpha,
+  type PeftLoraConfig,
+  parsePeftConfig,
+} from "./config.js";
 import { parseAdapterKey } from "./keys.js";
 
 export const ADAPTER_CONFIG_NAME = "adapter_config.json";
@@ -120,7 +125,23 @@ function matrixShape(info: TensorInfo, file: string): [number, number] {
   return [info.shape[0]!, info.shape[1]!];
 }
 
-function indexModules(config: PeftLoraConfig, weights: SafetensorsFile): Map<string, ModuleEntry> {
+/**
+ * Whether PEFT would apply `module`'s factors: it builds LoRA layers only for modules that
+ * target_modules names (a list entry equal to the name or a suffix after a dot, or a regex
+ * string matching it whole; "all-linear" and an absent list keep every module) and loads no
+ * other keys. Factors for other modules are ignored, here as there.
+ */
+function isApplied(config: PeftLoraConfig, module: string, file: string): boolean {
+  const t = config.targetModules;
+  if (t === "all-linear" || (Array.isArray(t) && t.length === 0)) return true;
+  return isTargetModule(t, module, file);
+}
+
+function indexModules(
+  config: PeftLoraConfig,
+  weights: SafetensorsFile,
+  configFile: string,
+): { modules: Map<string, ModuleEntry>; ignored: string[] } {
   const file = weights.path;
   const parts = new Map<string, { a?: TensorInfo; b?: TensorInfo }>();
   for (const info of weights.tensors.values()) {
@@ -141,6 +162,7 @@ function indexModules(config: PeftLoraConfig, weights: SafetensorsFile): Map<str
   }
 
   const modules = new Map<string, ModuleEntry>();
+  const ignored: string[] = [];
   // Sorted, so the first error reported is the same whatever the file's tensor order.
   for (const [module, { a, b }] of [...parts].sort(([x], [y]) => (x < y ? -1 : x > y ? 1 : 0))) {
     if (a === undefined || b === undefined) {
@@ -168,9 +190,10 @@ function indexModules(config: PeftLoraConfig, weights: SafetensorsFile): Map<str
         b.name,
       );
     }
-    modules.set(module, { rank, alpha, a, b });
+    if (isApplied(config, module, configFile)) modules.set(module, { rank, alpha, a, b });
+    else ignored.push(module);
   }
-  return modules;
+  return { modules, ignored };
 }
 
 export class PeftAdapter {
@@ -178,17 +201,19 @@ export class PeftAdapter {
   readonly config: PeftLoraConfig;
   private readonly weights: SafetensorsFile;
   private readonly byModule: Map<string, ModuleEntry>;
+  private readonly ignored: readonly string[];
 
   private constructor(
     dir: string,
     config: PeftLoraConfig,
     weights: SafetensorsFile,
-    byModule: Map<string, ModuleEntry>,
+    index: { modules: Map<string, ModuleEntry>; ignored: string[] },
   ) {
     this.dir = dir;
     this.config = config;
     this.weights = weights;
-    this.byModule = byModule;
+    this.byModule = index.modules;
+    this.ignored = Object.freeze([...index.ignored]);
   }
 
   /** Opens adapter_config.json + adapter_model.safetensors in `dir` and validates their structure. */
@@ -197,14 +222,27 @@ export class PeftAdapter {
     const config = await readConfig(folder);
     const weights = await openWeights(folder);
     try {
-      return new PeftAdapter(folder, config, weights, indexModules(config, weights));
+      return new PeftAdapter(
+        folder,
+        config,
+        weights,
+        indexModules(config, weights, join(folder, ADAPTER_CONFIG_NAME)),
+      );
     } catch (error) {
       await weights.close();
       throw error;
     }
   }
 
-  /** Canonical module names, sorted. */
+  /**
+   * Modules whose factors are in the file but that target_modules does not name: PEFT ignores
+   * them, and so does this reader (they are not in modules()). Sorted.
+   */
+  ignoredModules(): string[] {
+    return [...this.ignored];
+  }
+
+  /** Canonical module names whose factors PEFT applies (target_modules respected), sorted. */
   modules(): string[] {
     return [...this.byModule.keys()].sort();
   }
