@@ -381,7 +381,11 @@ describe("target_modules is enforced as PEFT does (issue 11 D4)", () => {
       const q = before.filter((m) => m.endsWith(".q_proj"));
       expect(q.length).toBeGreaterThan(0);
       expect(before.length).toBeGreaterThan(q.length);
-      await variant(dir, { config: (c) => void (c.target_modules = ["q_proj"]) });
+      await variant(dir, {
+        config: (c) => {
+          c.target_modules = ["q_proj"];
+        },
+      });
       const adapter = await PeftAdapter.open(dir);
       try {
         expect(adapter.modules()).toEqual(q);
@@ -396,7 +400,9 @@ describe("target_modules is enforced as PEFT does (issue 11 D4)", () => {
   it("a regex target_modules string must match the whole module name; all-linear keeps all", async () => {
     await withTempDir(async (dir) => {
       await variant(dir, {
-        config: (c) => void (c.target_modules = ".*\\.self_attn\\.(q|v)_proj"),
+        config: (c) => {
+          c.target_modules = ".*\\.self_attn\\.(q|v)_proj";
+        },
       });
       const adapter = await PeftAdapter.open(dir);
       try {
@@ -407,7 +413,11 @@ describe("target_modules is enforced as PEFT does (issue 11 D4)", () => {
       }
     });
     await withTempDir(async (dir) => {
-      await variant(dir, { config: (c) => void (c.target_modules = "all-linear") });
+      await variant(dir, {
+        config: (c) => {
+          c.target_modules = "all-linear";
+        },
+      });
       const adapter = await PeftAdapter.open(dir);
       try {
         expect(adapter.ignoredModules()).toEqual([]);
