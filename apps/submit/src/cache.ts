@@ -46,10 +46,36 @@ export async function buildIntoCache(
     await build(tmp);
     // fsynced, so a crash right after the rename cannot leave a marker without its content.
     await writeFileAtomic(join(tmp, DONE_MARKER), `${JSON.stringify(key, null, 2)}\n`);
-    await rm(dir, { recursive: true, force: true });
-    await rename(tmp, dir);
+    await publish(tmp, dir);
   } catch (err) {
     await rm(tmp, { recursive: true, force: true });
     throw err;
   }
+}
+
+/**
+ * Renames a finished build into place. Another run with the same key may have published first
+ * (two CLIs on one cache): its build is complete and has the same bytes, and it may be in use,
+ * so it is kept and ours is discarded. Only a folder without the marker (left by an older
+ * version or a manual copy) is ever removed. A published folder always has its marker, since
+ * the marker is written before the rename.
+ */
+async function publish(tmp: string, dir: string): Promise<void> {
+  for (let attempt = 0; attempt < 2; attempt++) {
+    try {
+      await rename(tmp, dir);
+      return;
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code !== "ENOTEMPTY" && code !== "EEXIST") throw err;
+      if (isCachedBuild(dir)) {
+        await rm(tmp, { recursive: true, force: true });
+        return;
+      }
+      await rm(dir, { recursive: true, force: true });
+    }
+  }
+  throw new Error(
+    `could not publish the ONNX build ${tmp} as ${dir}: the folder keeps reappearing`,
+  );
 }
