@@ -9,11 +9,7 @@ import {
   symmetricEigen,
 } from "@merge/lora";
 import { defineStrategy, expertWeights, PARAMS } from "../hyper.js";
-import {
-  type MergeContext,
-  type MergeResult,
-  type ModuleMergeInput,
-} from "../types.js";
+import type { MergeContext, MergeResult, ModuleMergeInput } from "../types.js";
 import { factorsFromDirections } from "../to-low-rank.js";
 
 /** Directions with s_k ≤ this fraction of s_0 are numerically absent and are dropped. */
