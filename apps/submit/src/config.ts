@@ -16,7 +16,7 @@ import {
   MODEL_DTYPES,
   WEIGHT_QUANTS,
 } from "@merge/mistral-onnx";
-import { DEFAULT_STRATEGY, listStrategies } from "@merge/strategies";
+import { DEFAULT_STRATEGY, describeParam, listStrategies, type ParamSpec } from "@merge/strategies";
 import { readFile } from "node:fs/promises";
 import { extname } from "node:path";
 import { parse as parseYaml } from "yaml";
@@ -142,10 +142,47 @@ export type SubmitConfig = z.output<typeof CONFIG_SCHEMA>;
 
 /** The JSON Schema of the config file (configs/config.schema.json; `pnpm --filter submit schema`). */
 export function configJsonSchema(): Record<string, unknown> {
-  return z.toJSONSchema(CONFIG_SCHEMA, { io: "input", target: "draft-2020-12" }) as Record<
-    string,
-    unknown
-  >;
+  const schema = z.toJSONSchema(CONFIG_SCHEMA, {
+    io: "input",
+    target: "draft-2020-12",
+  }) as unknown as {
+    properties: { strategy: Record<string, unknown> };
+  };
+  // Each method's hyperparameters from its declarations, for editors: `if method is X then
+  // hyperparameters has X's params` (planRun checks the same with strategy.checkHyper).
+  schema.properties.strategy.allOf = listStrategies().map((s) => ({
+    if: { properties: { method: { const: s.name } } },
+    // biome-ignore lint/suspicious/noThenProperty: JSON Schema's if/then keywords, never awaited
+    then: {
+      properties: {
+        hyperparameters: {
+          type: "object",
+          additionalProperties: false,
+          properties: Object.fromEntries(
+            Object.entries(s.params).map(([name, p]) => [name, paramJsonSchema(p)]),
+          ),
+        },
+      },
+    },
+  }));
+  return schema as unknown as Record<string, unknown>;
+}
+
+/** The JSON Schema of one declared hyperparameter. */
+function paramJsonSchema(p: ParamSpec): Record<string, unknown> {
+  const out: Record<string, unknown> = {
+    type: p.type === "number" && p.integer ? "integer" : p.type,
+    default: p.default,
+    description:
+      describeParam("value", p).replace(/^value: /, "") +
+      (p.description ? ` (${p.description})` : ""),
+  };
+  if (p.type === "string" && p.choices !== undefined) out.enum = [...p.choices];
+  if (p.type === "number") {
+    if (p.min !== undefined) out[p.minExclusive ? "exclusiveMinimum" : "minimum"] = p.min;
+    if (p.max !== undefined) out[p.maxExclusive ? "exclusiveMaximum" : "maximum"] = p.max;
+  }
+  return out;
 }
 
 /** configs/config.schema.json as written by `pnpm --filter submit schema`. */

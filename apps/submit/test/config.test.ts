@@ -212,6 +212,18 @@ describe("config JSON Schema", () => {
     expect(runtime.choiceScore?.enum).toEqual([...CHOICE_SCORES]);
   });
 
+  it("declares each method's hyperparameters from the strategy's params", () => {
+    const schema = configJsonSchema() as {
+      properties: { strategy: { allOf: Array<{ if: unknown; then: unknown }> } };
+    };
+    const ties = schema.properties.strategy.allOf.find(
+      (c) => JSON.stringify(c.if) === JSON.stringify({ properties: { method: { const: "ties" } } }),
+    ) as { then: { properties: { hyperparameters: { properties: Record<string, unknown> } } } };
+    const params = ties.then.properties.hyperparameters.properties;
+    expect(params.density).toMatchObject({ type: "number", exclusiveMinimum: 0, maximum: 1 });
+    expect(params.majoritySign).toMatchObject({ type: "string", enum: ["total", "frequency"] });
+  });
+
   it("every shipped config references it", async () => {
     for (const f of ["embedded.yaml", "mistral-7b.yaml"]) {
       const text = await readFile(join(REPO, "configs", f), "utf8");
