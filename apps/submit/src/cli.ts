@@ -1,4 +1,9 @@
-import { DEFAULT_STRATEGY, listStrategies, type ResultKind } from "@merge/strategies";
+import {
+  DEFAULT_STRATEGY,
+  describeParam,
+  listStrategies,
+  type ResultKind,
+} from "@merge/strategies";
 
 /** What each kind of merge result can leave the toolkit as. */
 const EXPORTS: Record<ResultKind, string> = {
@@ -81,9 +86,9 @@ async function main(argv: string[]): Promise<number> {
   }>();
   if (o.listMethods) {
     for (const s of listStrategies()) {
-      const defaults = JSON.stringify(s.defaults);
+      const params = Object.entries(s.params).map(([name, p]) => `  ${describeParam(name, p)}\n`);
       process.stdout.write(
-        `${s.name}${s.name === DEFAULT_STRATEGY ? " (default)" : ""} [${s.resultKind}: ${EXPORTS[s.resultKind]}]: ${s.description}\n  defaults ${defaults}\n`,
+        `${s.name}${s.name === DEFAULT_STRATEGY ? " (default)" : ""} [${s.resultKind}: ${EXPORTS[s.resultKind]}]: ${s.description}\n${params.length > 0 ? params.join("") : "  no hyperparameters\n"}`,
       );
     }
     return 0;

@@ -1,240 +1,257 @@
-import { DEFAULT_STRATEGY } from "@merge/strategies";
+import {
+  CHOICE_SCORES,
+  DEFAULT_CHOICE_SCORE,
+  DEFAULT_GENERATION_BATCH_SIZE,
+  DEFAULT_MAX_NEW_TOKENS,
+} from "@merge/eval";
+import {
+  CHOICE_TOKENIZATIONS,
+  DEFAULT_CHOICE_TOKENIZATION,
+  DEFAULT_DELTA_MODE,
+  DEFAULT_DTYPE,
+  DEFAULT_EXECUTION_PROVIDER,
+  DEFAULT_WEIGHT_QUANT,
+  DELTA_MODES,
+  EXECUTION_PROVIDERS,
+  MODEL_DTYPES,
+  WEIGHT_QUANTS,
+} from "@merge/mistral-onnx";
+import { DEFAULT_STRATEGY, describeParam, listStrategies, type ParamSpec } from "@merge/strategies";
 import { readFile } from "node:fs/promises";
 import { extname } from "node:path";
 import { parse as parseYaml } from "yaml";
+import { z } from "zod";
 import { ConfigError } from "./errors.js";
 
-/** What one run merges and how it answers the data; see README "Config format". */
-export interface SubmitConfig {
-  /** Base model: local folder (relative to the workspace root) or Hub `owner/name@revision`. */
-  base: string;
-  /** Expert PEFT adapters, same forms; a local entry may end in `/*` (every adapter folder in it). */
-  experts: string[];
-  /** Competition CSV to answer. */
-  data: string;
-  /** Predictions CSV to write. */
-  out: string;
-  strategy: {
-    method: string;
-    hyperparameters: Record<string, unknown>;
-    /** Optional per-expert weights, one per expert after `/*` expansion. */
-    expertWeights?: number[];
-  };
-  runtime: {
-    dtype: "fp32" | "fp16";
-    executionProvider: "cpu" | "cuda";
-    threads?: number;
-    deltaMode: "fold" | "side-branch";
-    weightQuant: "none" | "int8" | "int4";
-    generationBatchSize: number;
-    maxNewTokens: number;
-    choiceScore: "sum" | "mean";
-    /** How a choice is tokenized for scoring (see @merge/mistral-onnx `ChoiceTokenization`). */
-    choiceTokenization: "separate" | "joined";
-    stop?: string[];
-    /** Where built ONNX models are cached (default: <out dir>/cache). */
-    cacheDir?: string;
-  };
-  hub: { offline?: boolean; cacheDir?: string };
-  seed: number;
-  /** Wall-clock budget for the whole run, merge and evaluation together. */
-  budgetSeconds: number;
+const nonEmpty = "must be a non-empty string";
+const stringList = "must be a list of non-empty strings";
+
+/** A non-empty string (spaces alone do not count). */
+function text(message = nonEmpty) {
+  return z.string({ error: message }).refine((v) => v.trim() !== "", { error: message });
 }
 
-export const DEFAULT_CONFIG: SubmitConfig = {
-  base: "data/zoo/base",
-  experts: ["data/zoo/experts/*"],
-  data: "data/test.csv",
-  out: "output/test.csv",
-  strategy: { method: DEFAULT_STRATEGY, hyperparameters: {} },
-  runtime: {
-    dtype: "fp32",
-    executionProvider: "cpu",
-    deltaMode: "fold",
-    weightQuant: "none",
-    generationBatchSize: 8,
-    maxNewTokens: 64,
-    choiceScore: "sum",
-    choiceTokenization: "separate",
+function integerAtLeast(min: number) {
+  const message = `must be an integer ≥ ${min}`;
+  return z.int({ error: message }).min(min, { error: message });
+}
+
+function oneOf<const T extends readonly [string, ...string[]]>(options: T) {
+  return z.enum(options, {
+    error: `must be one of ${options.map((o) => JSON.stringify(o)).join(", ")}`,
+  });
+}
+
+function list<T extends z.ZodType>(element: T, message: string) {
+  return z.array(element, { error: message });
+}
+
+const mapping = { error: "must be a mapping" } as const;
+
+const strategyNames = listStrategies().map((s) => s.name) as [string, ...string[]];
+
+const STRATEGY_SCHEMA = z.strictObject(
+  {
+    method: oneOf(strategyNames)
+      .default(DEFAULT_STRATEGY)
+      .meta({ description: "Merge method from @merge/strategies (see --list-methods)." }),
+    hyperparameters: z.record(z.string(), z.unknown(), mapping).default({}).meta({
+      description:
+        "The method's hyperparameters; each method declares its own with types, defaults and ranges (--list-methods).",
+    }),
+    expertWeights: list(
+      z.number({ error: "must be a list of numbers" }),
+      "must be a list of numbers",
+    )
+      .optional()
+      .meta({ description: "Optional per-expert weights, one per expert after `/*` expansion." }),
   },
-  hub: {},
-  seed: 0,
-  budgetSeconds: 3600,
-};
+  mapping,
+);
 
-type Json = Record<string, unknown>;
+const RUNTIME_SCHEMA = z.strictObject(
+  {
+    dtype: oneOf(MODEL_DTYPES).default(DEFAULT_DTYPE),
+    executionProvider: oneOf(EXECUTION_PROVIDERS).default(DEFAULT_EXECUTION_PROVIDER),
+    threads: integerAtLeast(1).optional().meta({
+      description: "Intra-op threads (default: onnxruntime's choice, all physical cores).",
+    }),
+    deltaMode: oneOf(DELTA_MODES).default(DEFAULT_DELTA_MODE),
+    weightQuant: oneOf(WEIGHT_QUANTS).default(DEFAULT_WEIGHT_QUANT),
+    generationBatchSize: integerAtLeast(1).default(DEFAULT_GENERATION_BATCH_SIZE),
+    maxNewTokens: integerAtLeast(1).default(DEFAULT_MAX_NEW_TOKENS),
+    choiceScore: oneOf(CHOICE_SCORES).default(DEFAULT_CHOICE_SCORE),
+    choiceTokenization: oneOf(CHOICE_TOKENIZATIONS).default(DEFAULT_CHOICE_TOKENIZATION).meta({
+      description:
+        "How a choice is tokenized for scoring (see @merge/mistral-onnx `ChoiceTokenization`).",
+    }),
+    stop: list(text(stringList), stringList).optional(),
+    cacheDir: text().optional().meta({
+      description: "Where built ONNX models are cached (default: <out dir>/cache).",
+    }),
+  },
+  mapping,
+);
 
-function isObject(v: unknown): v is Json {
-  return typeof v === "object" && v !== null && !Array.isArray(v);
+const HUB_SCHEMA = z.strictObject(
+  {
+    offline: z.boolean({ error: "must be true or false" }).optional(),
+    cacheDir: text().optional(),
+  },
+  mapping,
+);
+
+/** The config file's schema, built from the option lists the packages export. */
+export const CONFIG_SCHEMA = z
+  .strictObject(
+    {
+      base: text().default("data/zoo/base").meta({
+        description:
+          "Base model: local folder (relative to the workspace root) or Hub `owner/name@revision`.",
+      }),
+      experts: list(text(stringList), stringList)
+        .min(1, { error: "must name at least one expert" })
+        .default(["data/zoo/experts/*"])
+        .meta({
+          description:
+            "Expert PEFT adapters, same forms; a local entry may end in `/*` (every adapter folder in it).",
+        }),
+      data: text().default("data/test.csv").meta({ description: "Competition CSV to answer." }),
+      out: text().default("output/test.csv").meta({ description: "Predictions CSV to write." }),
+      strategy: STRATEGY_SCHEMA.prefault({}),
+      runtime: RUNTIME_SCHEMA.prefault({}),
+      hub: HUB_SCHEMA.prefault({}),
+      seed: integerAtLeast(0).default(0),
+      budgetSeconds: z
+        .number({ error: "must be a positive number" })
+        .positive({ error: "must be a positive number" })
+        .default(3600)
+        .meta({
+          description: "Wall-clock budget for the whole run, merge and evaluation together.",
+        }),
+    },
+    mapping,
+  )
+  .meta({
+    title: "merge-submit config",
+    description: 'See apps/submit/README.md "Config format".',
+  });
+
+/** What one run merges and how it answers the data; see README "Config format". */
+export type SubmitConfig = z.output<typeof CONFIG_SCHEMA>;
+
+/** The JSON Schema of the config file (configs/config.schema.json; `pnpm --filter submit schema`). */
+export function configJsonSchema(): Record<string, unknown> {
+  const schema = z.toJSONSchema(CONFIG_SCHEMA, {
+    io: "input",
+    target: "draft-2020-12",
+  }) as unknown as {
+    properties: { strategy: Record<string, unknown> };
+  };
+  // Each method's hyperparameters from its declarations, for editors: `if method is X then
+  // hyperparameters has X's params` (planRun checks the same with strategy.checkHyper).
+  schema.properties.strategy.allOf = listStrategies().map((s) => ({
+    if: { properties: { method: { const: s.name } } },
+    // biome-ignore lint/suspicious/noThenProperty: JSON Schema's if/then keywords, never awaited
+    then: {
+      properties: {
+        hyperparameters: {
+          type: "object",
+          additionalProperties: false,
+          properties: Object.fromEntries(
+            Object.entries(s.params).map(([name, p]) => [name, paramJsonSchema(p)]),
+          ),
+        },
+      },
+    },
+  }));
+  return schema as unknown as Record<string, unknown>;
 }
 
-class Fields {
-  constructor(
-    readonly file: string,
-    readonly obj: Json,
-    readonly prefix: string,
-    readonly allowed: readonly string[],
-  ) {
-    for (const key of Object.keys(obj)) {
-      if (!allowed.includes(key)) {
-        throw new ConfigError(
-          file,
-          `unknown field "${prefix}${key}" (allowed: ${allowed.map((a) => prefix + a).join(", ")})`,
-        );
-      }
-    }
+/** The JSON Schema of one declared hyperparameter. */
+function paramJsonSchema(p: ParamSpec): Record<string, unknown> {
+  const out: Record<string, unknown> = {
+    type: p.type === "number" && p.integer ? "integer" : p.type,
+    default: p.default,
+    description:
+      describeParam("value", p).replace(/^value: /, "") +
+      (p.description ? ` (${p.description})` : ""),
+  };
+  if (p.type === "string" && p.choices !== undefined) out.enum = [...p.choices];
+  if (p.type === "number") {
+    if (p.min !== undefined) out[p.minExclusive ? "exclusiveMinimum" : "minimum"] = p.min;
+    if (p.max !== undefined) out[p.maxExclusive ? "exclusiveMaximum" : "maximum"] = p.max;
   }
-  private bad(key: string, what: string): never {
-    throw new ConfigError(
-      this.file,
-      `"${this.prefix}${key}" must be ${what}, found ${JSON.stringify(this.obj[key])}`,
-    );
+  return out;
+}
+
+/** configs/config.schema.json as written by `pnpm --filter submit schema`. */
+export function configSchemaText(): string {
+  return `${JSON.stringify(configJsonSchema(), null, 2)}\n`;
+}
+
+/** The allowed field names of the object at `path` in the schema. */
+function allowedKeys(path: readonly PropertyKey[]): string[] {
+  let schema: z.ZodType = CONFIG_SCHEMA;
+  for (const key of path) {
+    const shape = objectShape(schema);
+    const next = shape?.[String(key)];
+    if (next === undefined) return [];
+    schema = next;
   }
-  string(key: string, fallback: string): string {
-    const v = this.obj[key];
-    if (v === undefined) return fallback;
-    if (typeof v !== "string" || v.trim() === "") this.bad(key, "a non-empty string");
-    return v;
+  return Object.keys(objectShape(schema) ?? {});
+}
+
+function objectShape(schema: z.ZodType): Record<string, z.ZodType> | undefined {
+  let s: z.ZodType = schema;
+  // Unwrap default/prefault/optional wrappers down to the object.
+  for (let i = 0; i < 5 && !(s instanceof z.ZodObject); i++) {
+    const inner = (s.def as { innerType?: z.ZodType }).innerType;
+    if (inner === undefined) return undefined;
+    s = inner;
   }
-  optionalString(key: string): string | undefined {
-    return this.obj[key] === undefined ? undefined : this.string(key, "");
+  return s instanceof z.ZodObject ? (s.shape as Record<string, z.ZodType>) : undefined;
+}
+
+function valueAt(raw: unknown, path: readonly PropertyKey[]): unknown {
+  let v = raw;
+  for (const key of path) {
+    if (v === null || typeof v !== "object") return undefined;
+    v = (v as Record<PropertyKey, unknown>)[key as string];
   }
-  integer(key: string, fallback: number, min: number): number {
-    const v = this.obj[key];
-    if (v === undefined) return fallback;
-    if (typeof v !== "number" || !Number.isInteger(v) || v < min) {
-      this.bad(key, `an integer ≥ ${min}`);
-    }
-    return v;
+  return v;
+}
+
+/** One zod issue as `"runtime.dtype" must be one of "fp32", "fp16", found "bf16"`. */
+function issueMessage(raw: unknown, issue: z.core.$ZodIssue): string {
+  // A bad list element is reported for the list ("experts" must be a list of …).
+  const path = [...issue.path];
+  while (path.length > 0 && typeof path.at(-1) === "number") path.pop();
+  const prefix = path.length > 0 ? `${path.join(".")}.` : "";
+  if (issue.code === "unrecognized_keys") {
+    const allowed = allowedKeys(path).map((a) => prefix + a);
+    return issue.keys
+      .map((k) => `unknown field "${prefix}${k}" (allowed: ${allowed.join(", ")})`)
+      .join("; ");
   }
-  positive(key: string, fallback: number): number {
-    const v = this.obj[key];
-    if (v === undefined) return fallback;
-    if (typeof v !== "number" || !(v > 0) || !Number.isFinite(v))
-      this.bad(key, "a positive number");
-    return v;
-  }
-  oneOf<T extends string>(key: string, options: readonly T[], fallback: T): T {
-    const v = this.obj[key];
-    if (v === undefined) return fallback;
-    if (typeof v !== "string" || !options.includes(v as T)) {
-      this.bad(key, `one of ${options.map((o) => JSON.stringify(o)).join(", ")}`);
-    }
-    return v as T;
-  }
-  boolean(key: string): boolean | undefined {
-    const v = this.obj[key];
-    if (v === undefined) return undefined;
-    if (typeof v !== "boolean") this.bad(key, "true or false");
-    return v;
-  }
-  stringList(key: string): string[] | undefined {
-    const v = this.obj[key];
-    if (v === undefined) return undefined;
-    if (!Array.isArray(v) || !v.every((s) => typeof s === "string" && s !== "")) {
-      this.bad(key, "a list of non-empty strings");
-    }
-    return v as string[];
-  }
-  object(key: string): Json {
-    const v = this.obj[key];
-    if (v === undefined) return {};
-    if (!isObject(v)) this.bad(key, "a mapping");
-    return v;
-  }
+  return `"${path.join(".")}" ${issue.message}, found ${JSON.stringify(valueAt(raw, path))}`;
+}
+
+function isObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === "object" && v !== null && !Array.isArray(v);
 }
 
 /** Validates a parsed config object, filling defaults. `file` is only used in messages. */
 export function parseConfig(raw: unknown, file: string): SubmitConfig {
   if (raw === null || raw === undefined) raw = {};
   if (!isObject(raw)) throw new ConfigError(file, "the config must be a mapping at the top level");
-  const d = DEFAULT_CONFIG;
-  const top = new Fields(file, raw, "", [
-    "base",
-    "experts",
-    "data",
-    "out",
-    "strategy",
-    "runtime",
-    "hub",
-    "seed",
-    "budgetSeconds",
-  ]);
-  const experts = top.stringList("experts") ?? d.experts;
-  if (experts.length === 0) throw new ConfigError(file, '"experts" must name at least one expert');
-
-  const s = new Fields(file, top.object("strategy"), "strategy.", [
-    "method",
-    "hyperparameters",
-    "expertWeights",
-  ]);
-  const weights = s.obj.expertWeights;
-  if (
-    weights !== undefined &&
-    !(Array.isArray(weights) && weights.every((w) => typeof w === "number" && Number.isFinite(w)))
-  ) {
-    throw new ConfigError(file, '"strategy.expertWeights" must be a list of numbers');
-  }
-
-  const r = new Fields(file, top.object("runtime"), "runtime.", [
-    "dtype",
-    "executionProvider",
-    "threads",
-    "deltaMode",
-    "weightQuant",
-    "generationBatchSize",
-    "maxNewTokens",
-    "choiceScore",
-    "choiceTokenization",
-    "stop",
-    "cacheDir",
-  ]);
-  const h = new Fields(file, top.object("hub"), "hub.", ["offline", "cacheDir"]);
-  const dr = d.runtime;
-  const threads = r.obj.threads === undefined ? undefined : r.integer("threads", 0, 1);
-  const stop = r.stringList("stop");
-  const cacheDir = r.optionalString("cacheDir");
-  const offline = h.boolean("offline");
-  const hubCache = h.optionalString("cacheDir");
-  return {
-    base: top.string("base", d.base),
-    experts,
-    data: top.string("data", d.data),
-    out: top.string("out", d.out),
-    strategy: {
-      method: s.string("method", d.strategy.method),
-      hyperparameters: s.object("hyperparameters"),
-      ...(weights !== undefined ? { expertWeights: weights as number[] } : {}),
-    },
-    runtime: {
-      dtype: r.oneOf("dtype", ["fp32", "fp16"] as const, dr.dtype),
-      executionProvider: r.oneOf(
-        "executionProvider",
-        ["cpu", "cuda"] as const,
-        dr.executionProvider,
-      ),
-      ...(threads !== undefined ? { threads } : {}),
-      deltaMode: r.oneOf("deltaMode", ["fold", "side-branch"] as const, dr.deltaMode),
-      weightQuant: r.oneOf("weightQuant", ["none", "int8", "int4"] as const, dr.weightQuant),
-      generationBatchSize: r.integer("generationBatchSize", dr.generationBatchSize, 1),
-      maxNewTokens: r.integer("maxNewTokens", dr.maxNewTokens, 1),
-      choiceScore: r.oneOf("choiceScore", ["sum", "mean"] as const, dr.choiceScore),
-      choiceTokenization: r.oneOf(
-        "choiceTokenization",
-        ["separate", "joined"] as const,
-        dr.choiceTokenization,
-      ),
-      ...(stop !== undefined ? { stop } : {}),
-      ...(cacheDir !== undefined ? { cacheDir } : {}),
-    },
-    hub: {
-      ...(offline !== undefined ? { offline } : {}),
-      ...(hubCache !== undefined ? { cacheDir: hubCache } : {}),
-    },
-    seed: top.integer("seed", d.seed, 0),
-    budgetSeconds: top.positive("budgetSeconds", d.budgetSeconds),
-  };
+  const result = CONFIG_SCHEMA.safeParse(raw);
+  if (result.success) return result.data;
+  const messages = [...new Set(result.error.issues.map((i) => issueMessage(raw, i)))];
+  throw new ConfigError(file, messages.join(`\n${file}: `));
 }
+
+export const DEFAULT_CONFIG: SubmitConfig = parseConfig({}, "(built-in default)");
 
 /** Reads a JSON (.json) or YAML (anything else) config file. */
 export async function loadConfig(file: string): Promise<SubmitConfig> {

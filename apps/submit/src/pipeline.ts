@@ -1,5 +1,5 @@
 import { existsSync } from "node:fs";
-import { basename, dirname, join } from "node:path";
+import { basename, join } from "node:path";
 import {
   type ChoiceScorer,
   type CompetitionDataset,
@@ -16,7 +16,6 @@ import {
   type DeltaSource,
   type ExecutionProvider,
   MistralRunner,
-  ONNX_BUILD_FORMAT,
   ONNX_FILE,
   buildOnnxModel,
 } from "@merge/mistral-onnx";
@@ -33,11 +32,12 @@ import {
   streamingMergeSource,
 } from "./merge.js";
 import { PhaseTimer, formatPhaseTable, processPeakRssMiB } from "./phases.js";
-import { checkOutputsOutsideSources, planOutputs } from "./outputs.js";
+import { checkOutputsOutsideSources } from "./outputs.js";
+import { buildKeyParts, planRun } from "./plan.js";
 import { saveMergedAdapter } from "./save-adapter.js";
 import { type ModelSource, expandExpertSpecs, resolveModelSource } from "./sources.js";
 import { sweepStaleTemps } from "./stale.js";
-import { resolveStrategy } from "./strategy.js";
+import type { ResolvedStrategy } from "./strategy.js";
 import { resolveFrom } from "./workspace.js";
 
 export interface SubmitOptions {
@@ -106,36 +106,17 @@ export interface SubmitOutcome {
   report: RunReport;
 }
 
-/** The run's settings: config file (or the embedded default) with command-line overrides. */
-async function effectiveConfig(
+/** The config file (or configs/embedded.yaml, or the built-in default) before the flags. */
+async function loadRunConfig(
   opts: SubmitOptions,
 ): Promise<{ config: SubmitConfig; file: string | null }> {
-  let file: string | null = null;
-  let config = DEFAULT_CONFIG;
   if (opts.configFile !== undefined) {
-    file = resolveFrom(opts.root, opts.configFile);
-    config = await loadConfig(file);
-  } else {
-    const embedded = join(opts.root, "configs", "embedded.yaml");
-    if (existsSync(embedded)) {
-      file = embedded;
-      config = await loadConfig(embedded);
-    }
+    const file = resolveFrom(opts.root, opts.configFile);
+    return { config: await loadConfig(file), file };
   }
-  const c: SubmitConfig = structuredClone(config);
-  if (opts.method !== undefined) {
-    // Another method's hyperparameters do not carry over.
-    if (opts.method !== c.strategy.method) c.strategy.hyperparameters = {};
-    c.strategy.method = opts.method;
-  }
-  if (opts.data !== undefined) c.data = opts.data;
-  if (opts.out !== undefined) c.out = opts.out;
-  if (opts.budgetSeconds !== undefined) {
-    if (!(opts.budgetSeconds > 0))
-      throw new SubmitError("--budget must be a positive number of seconds");
-    c.budgetSeconds = opts.budgetSeconds;
-  }
-  return { config: c, file };
+  const embedded = join(opts.root, "configs", "embedded.yaml");
+  if (existsSync(embedded)) return { config: await loadConfig(embedded), file: embedded };
+  return { config: DEFAULT_CONFIG, file: null };
 }
 
 function publicSource({ fingerprint: _f, ...rest }: ModelSource): Omit<ModelSource, "fingerprint"> {
@@ -174,18 +155,21 @@ export async function runSubmit(opts: SubmitOptions): Promise<SubmitOutcome> {
   const root = opts.root;
   const timer = new PhaseTimer();
 
-  if (opts.mergeOnly && opts.saveAdapter === undefined) {
-    throw new SubmitError(
-      "--merge-only needs --save-adapter DIR (where to write the merged adapter)",
-    );
-  }
-  if (opts.saveAdapter !== undefined && !opts.mergeOnly) {
-    throw new SubmitError("--save-adapter is used with --merge-only");
-  }
-
-  const { config, file: configFile } = await effectiveConfig(opts);
-  const outPath = resolveFrom(root, config.out);
-  const outDir = dirname(outPath);
+  // ---- plan: every check that needs no model or data file, before anything is read.
+  const loaded = await loadRunConfig(opts);
+  const runPlan = planRun(loaded.config, {
+    root,
+    configFile: loaded.file,
+    ...(opts.method !== undefined ? { method: opts.method } : {}),
+    ...(opts.data !== undefined ? { data: opts.data } : {}),
+    ...(opts.out !== undefined ? { out: opts.out } : {}),
+    ...(opts.budgetSeconds !== undefined ? { budgetSeconds: opts.budgetSeconds } : {}),
+    ...(opts.mergeOnly !== undefined ? { mergeOnly: opts.mergeOnly } : {}),
+    ...(opts.saveAdapter !== undefined ? { saveAdapter: opts.saveAdapter } : {}),
+    ...(opts.evalLabelled !== undefined ? { evalLabelled: opts.evalLabelled } : {}),
+  });
+  const { config, configFile, outDir, cacheRoot } = runPlan;
+  const strat: ResolvedStrategy = { strategy: runPlan.strategy, hyper: runPlan.hyper };
   // The budget covers merge and evaluation; keep a little back for writing the outputs.
   const budgetMs = config.budgetSeconds * 1000;
   const deadline = startedAt + budgetMs - Math.min(30_000, budgetMs * 0.05);
@@ -199,16 +183,12 @@ export async function runSubmit(opts: SubmitOptions): Promise<SubmitOutcome> {
     const resolved = await timer.run(
       "resolve",
       async () => {
-        if (!opts.mergeOnly) {
+        if (!runPlan.mergeOnly) {
           const readOpts = {
             skipBadRows: opts.skipBadRows ?? false,
             onWarning: (m: string) => log(m),
           };
-          const labelled = opts.evalLabelled ?? [];
-          const withData = labelled.length === 0 || opts.data !== undefined;
-          // Where each input's predictions go, checked for collisions before anything is read.
-          const planned = planOutputs(root, outPath, withData ? config.data : undefined, labelled);
-          for (const job of planned) {
+          for (const job of runPlan.outputs) {
             const dataset = await readCompetitionCsv(job.input, readOpts);
             if (job.labelled && !dataset.hasTarget) {
               throw new SubmitError(`--eval-labelled ${job.spec}: the file has no "target" column`);
@@ -222,6 +202,12 @@ export async function runSubmit(opts: SubmitOptions): Promise<SubmitOutcome> {
         for (const spec of expertSpecs) {
           expertSources.push(await resolveModelSource(root, spec, "expert", config.hub));
         }
+        const w = config.strategy.expertWeights;
+        if (w !== undefined && w.length !== expertSources.length) {
+          throw new SubmitError(
+            `strategy.expertWeights has ${w.length} entries for ${expertSources.length} experts (${expertSources.map((e) => e.label).join(", ")})`,
+          );
+        }
         return { baseSource, expertSources };
       },
       (r) => `base ${r.baseSource.label}, ${r.expertSources.length} experts`,
@@ -233,21 +219,18 @@ export async function runSubmit(opts: SubmitOptions): Promise<SubmitOutcome> {
           ? []
           : [
               { what: "the output folder", path: outDir },
-              {
-                what: "the build cache",
-                path: resolveFrom(root, config.runtime.cacheDir ?? join(outDir, "cache")),
-              },
+              { what: "the build cache", path: cacheRoot },
             ]),
-        ...(opts.saveAdapter !== undefined
-          ? [{ what: "--save-adapter", path: resolveFrom(root, opts.saveAdapter) }]
+        ...(runPlan.saveAdapter !== null
+          ? [{ what: "--save-adapter", path: runPlan.saveAdapter }]
           : []),
       ],
       [baseSource, ...expertSources].map((s) => ({ label: s.label, dir: s.dir })),
     );
     const swept = await sweepStaleTemps([
       outDir,
-      resolveFrom(root, config.runtime.cacheDir ?? join(outDir, "cache")),
-      ...(opts.saveAdapter !== undefined ? [resolveFrom(root, opts.saveAdapter)] : []),
+      cacheRoot,
+      ...(runPlan.saveAdapter !== null ? [runPlan.saveAdapter] : []),
     ]);
     if (swept.length > 0) {
       log(
@@ -256,7 +239,7 @@ export async function runSubmit(opts: SubmitOptions): Promise<SubmitOutcome> {
     }
 
     // ---- load: open base and adapters, check every expert against the base.
-    const { plan, strat } = await timer.run(
+    const { plan } = await timer.run(
       "load",
       async () => {
         base = await SafetensorsCheckpoint.open(baseSource.dir);
@@ -271,14 +254,7 @@ export async function runSubmit(opts: SubmitOptions): Promise<SubmitOutcome> {
           }
         }
         const plan = await planMerge(base, baseSource.label, experts);
-        const strat = resolveStrategy(config.strategy.method, config.strategy.hyperparameters);
-        const w = config.strategy.expertWeights;
-        if (w !== undefined && w.length !== experts.length) {
-          throw new SubmitError(
-            `strategy.expertWeights has ${w.length} entries for ${experts.length} experts (${experts.map((e) => e.label).join(", ")})`,
-          );
-        }
-        return { plan, strat };
+        return { plan };
       },
       (r) => `${r.plan.size} modules to merge`,
     );
@@ -310,8 +286,8 @@ export async function runSubmit(opts: SubmitOptions): Promise<SubmitOutcome> {
     };
 
     // ---- merge only: write the merged adapter and stop.
-    if (opts.mergeOnly) {
-      const dir = resolveFrom(root, opts.saveAdapter!);
+    if (runPlan.mergeOnly) {
+      const dir = runPlan.saveAdapter!;
       const saved = await timer.run(
         "merge",
         () => saveMergedAdapter(dir, plan, experts, strat, ctx, config.base, stats),
@@ -331,21 +307,12 @@ export async function runSubmit(opts: SubmitOptions): Promise<SubmitOutcome> {
     }
 
     // ---- merge + build: merging streams into the ONNX weight writer, module by module.
-    const keyParts = {
-      // A new builder output format must not reuse builds of the old one.
-      onnxFormat: ONNX_BUILD_FORMAT,
-      base: baseSource.fingerprint,
-      experts: expertSources.map((e) => e.fingerprint),
-      method: strat.strategy.name,
-      hyperparameters: strat.hyper,
-      expertWeights: config.strategy.expertWeights ?? null,
-      seed: config.seed,
-      dtype: config.runtime.dtype,
-      deltaMode: config.runtime.deltaMode,
-      weightQuant: config.runtime.weightQuant,
-    };
+    const keyParts = buildKeyParts(
+      runPlan.keySettings,
+      baseSource.fingerprint,
+      expertSources.map((e) => e.fingerprint),
+    );
     const key = cacheKey(keyParts);
-    const cacheRoot = resolveFrom(root, config.runtime.cacheDir ?? join(outDir, "cache"));
     const buildDir = join(cacheRoot, `onnx-${key}`);
     const hit = isCachedBuild(buildDir);
     report.cache = { dir: buildDir, key, hit };

@@ -1,20 +1,8 @@
-import { type StrategyDefinition, getStrategy, resolveHyper } from "@merge/strategies";
+import type { StrategyDefinition } from "@merge/strategies";
 
+/** A method and its validated hyperparameters (from planRun, via strategy.checkHyper). */
 export interface ResolvedStrategy {
   strategy: StrategyDefinition<Record<string, unknown>>;
-  /** The strategy's defaults overridden by the config's hyperparameters. */
+  /** The strategy's defaults overridden by the config's hyperparameters, fully validated. */
   hyper: Record<string, unknown>;
-}
-
-/**
- * Looks the method up in the registry and checks the config's hyperparameters against its
- * typed defaults before any work, so a typo fails at once (StrategyError lists what is known).
- * Range checks specific to a method run when it merges its first module.
- */
-export function resolveStrategy(
-  method: string,
-  overrides: Record<string, unknown>,
-): ResolvedStrategy {
-  const strategy = getStrategy(method);
-  return { strategy, hyper: resolveHyper(strategy.name, strategy.defaults, overrides) };
 }

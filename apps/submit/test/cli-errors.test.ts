@@ -39,6 +39,13 @@ describe("submit: clear errors on bad input", () => {
       /^linear \[lowrank: ONNX model or PEFT adapter \(--save-adapter\)\]: /m,
     );
     expect(r.stdout).toMatch(/^ties \[dense: ONNX model\]: /m);
+    // Each method's declared hyperparameters with their ranges or choices.
+    expect(r.stdout).toMatch(
+      /^ties \[dense: ONNX model\]: .*\n {2}density: in \(0, 1\], default 0\.2\n/m,
+    );
+    expect(r.stdout).toContain('  majoritySign: one of "total", "frequency", default "total"\n');
+    expect(r.stdout).toContain("  topK: a positive integer, default 3\n");
+    expect(lines[1]).toBe("  no hyperparameters");
   });
 
   it("--save-adapter with a routed method says why and what to pick instead", async () => {

@@ -1,9 +1,17 @@
-import { copyFile, mkdir, mkdtemp, writeFile } from "node:fs/promises";
+import { copyFile, mkdir, mkdtemp, readFile, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { cacheKey, canonicalJson } from "../src/cache.js";
-import { DEFAULT_CONFIG, loadConfig, parseConfig } from "../src/config.js";
+import { CHOICE_SCORES } from "@merge/eval";
+import { MODEL_DTYPES, WEIGHT_QUANTS } from "@merge/mistral-onnx";
+import {
+  configJsonSchema,
+  configSchemaText,
+  DEFAULT_CONFIG,
+  loadConfig,
+  parseConfig,
+} from "../src/config.js";
 import { SafetensorsCheckpoint } from "@merge/tensor-io";
 import { ConfigError, SubmitError } from "../src/errors.js";
 import { planOutputs } from "../src/outputs.js";
@@ -185,5 +193,41 @@ describe("output paths", () => {
     expect(() => planOutputs(root, "/ws/out/t.csv", undefined, ["out/x.csv"])).toThrow(
       /over the input itself/,
     );
+  });
+});
+
+describe("config JSON Schema", () => {
+  it("configs/config.schema.json is the one generated from the zod schema (pnpm --filter submit schema)", async () => {
+    const committed = await readFile(join(REPO, "configs/config.schema.json"), "utf8");
+    expect(committed).toBe(configSchemaText());
+  });
+
+  it("lists the option values the packages export", () => {
+    const schema = configJsonSchema() as {
+      properties: { runtime: { properties: Record<string, { enum?: string[] }> } };
+    };
+    const runtime = schema.properties.runtime.properties;
+    expect(runtime.weightQuant?.enum).toEqual([...WEIGHT_QUANTS]);
+    expect(runtime.dtype?.enum).toEqual([...MODEL_DTYPES]);
+    expect(runtime.choiceScore?.enum).toEqual([...CHOICE_SCORES]);
+  });
+
+  it("declares each method's hyperparameters from the strategy's params", () => {
+    const schema = configJsonSchema() as {
+      properties: { strategy: { allOf: Array<{ if: unknown; then: unknown }> } };
+    };
+    const ties = schema.properties.strategy.allOf.find(
+      (c) => JSON.stringify(c.if) === JSON.stringify({ properties: { method: { const: "ties" } } }),
+    ) as { then: { properties: { hyperparameters: { properties: Record<string, unknown> } } } };
+    const params = ties.then.properties.hyperparameters.properties;
+    expect(params.density).toMatchObject({ type: "number", exclusiveMinimum: 0, maximum: 1 });
+    expect(params.majoritySign).toMatchObject({ type: "string", enum: ["total", "frequency"] });
+  });
+
+  it("every shipped config references it", async () => {
+    for (const f of ["embedded.yaml", "mistral-7b.yaml"]) {
+      const text = await readFile(join(REPO, "configs", f), "utf8");
+      expect(text.split("\n")[0]).toBe("# yaml-language-server: $schema=./config.schema.json");
+    }
   });
 });

@@ -5,7 +5,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parse } from "csv-parse/sync";
 import { type LoraModule, loraModuleFromPeft } from "@merge/lora";
-import { getStrategy, resolveHyper } from "@merge/strategies";
+import { getStrategy } from "@merge/strategies";
 import { PeftAdapter, SafetensorsCheckpoint } from "@merge/tensor-io";
 import { describe, expect, it } from "vitest";
 import { TINY_BASE, TINY_CSV, makeTinySetup, runCli } from "./helpers.js";
@@ -251,7 +251,7 @@ describe("submit end to end on a tiny random Mistral with two PEFT experts", () 
         "model.layers.1.self_attn.o_proj",
       ]);
       const osm = getStrategy("osm");
-      const hyper = resolveHyper(osm.name, osm.defaults, {});
+      const hyper = osm.checkHyper({});
       for (const module of modules) {
         const [outF, inF] = base.info(`${module}.weight`).shape as [number, number];
         const inputs: Array<LoraModule | null> = [];

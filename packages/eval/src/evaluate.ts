@@ -1,6 +1,16 @@
 import type { CompetitionRow, DatasetEntry, EvalType } from "./csv-read.js";
 import type { Prediction } from "./predictions-write.js";
 import { type ProgressSink, silentProgress, terminalProgress } from "./progress.js";
+import {
+  CHOICE_SCORES,
+  type ChoiceScore,
+  DEFAULT_CHOICE_SCORE,
+  DEFAULT_GENERATION_BATCH_SIZE,
+  DEFAULT_MAX_NEW_TOKENS,
+  DEFAULT_ROW_ERROR_MODE,
+  ROW_ERROR_MODES,
+  type RowErrorMode,
+} from "./options.js";
 
 /** Scores answer choices as continuations of a prompt (implemented by the ONNX runner). */
 export interface ChoiceScorer {
@@ -33,7 +43,7 @@ export interface EvaluateOptions {
   scorer: ChoiceScorer;
   generator: TextGenerator;
   /** Rank choices by the summed log-probability of all their tokens (default) or its per-token mean. */
-  choiceScore?: "sum" | "mean";
+  choiceScore?: ChoiceScore;
   /** New tokens per generation row (default 64). */
   maxNewTokens?: number;
   /** Generation rows per generate() call (default 8). */
@@ -55,7 +65,7 @@ export interface EvaluateOptions {
    * When the scorer or generator throws: "fail" (default) rethrows; "fallback" records the
    * error and answers the row(s) with the fallback, so a long run still yields a full CSV.
    */
-  onRowError?: "fail" | "fallback";
+  onRowError?: RowErrorMode;
 }
 
 /** How a prediction came about. */
@@ -144,9 +154,20 @@ export async function evaluateDataset(
 ): Promise<EvaluationResult> {
   const now = options.now ?? Date.now;
   const fallbacks = options.fallbacks ?? DEFAULT_FALLBACKS;
-  const batchSize = Math.max(1, options.generationBatchSize ?? 8);
-  const maxNewTokens = options.maxNewTokens ?? 64;
-  const choiceScore = options.choiceScore ?? "sum";
+  const batchSize = Math.max(1, options.generationBatchSize ?? DEFAULT_GENERATION_BATCH_SIZE);
+  const maxNewTokens = options.maxNewTokens ?? DEFAULT_MAX_NEW_TOKENS;
+  const choiceScore = options.choiceScore ?? DEFAULT_CHOICE_SCORE;
+  if (!(CHOICE_SCORES as readonly string[]).includes(choiceScore)) {
+    throw new Error(
+      `choiceScore must be one of ${CHOICE_SCORES.join(", ")}, got ${JSON.stringify(choiceScore)}`,
+    );
+  }
+  const rowErrorMode = options.onRowError ?? DEFAULT_ROW_ERROR_MODE;
+  if (!(ROW_ERROR_MODES as readonly string[]).includes(rowErrorMode)) {
+    throw new Error(
+      `onRowError must be one of ${ROW_ERROR_MODES.join(", ")}, got ${JSON.stringify(rowErrorMode)}`,
+    );
+  }
   const progress = resolveProgress(options.progress);
   const started = now();
 
@@ -178,7 +199,7 @@ export async function evaluateDataset(
     return t < options.deadline && t + cost.estimate(units) <= options.deadline;
   };
   const failed = (error: unknown, rows: CompetitionRow[]) => {
-    if (options.onRowError !== "fallback") throw error;
+    if (rowErrorMode !== "fallback") throw error;
     const message = error instanceof Error ? error.message : String(error);
     for (const row of rows) rowErrors.push({ id: row.id, row: row.row, message });
   };

@@ -55,3 +55,13 @@ export {
   rougeScores,
   rougeTokenize,
 } from "./rouge.js";
+export {
+  CHOICE_SCORES,
+  type ChoiceScore,
+  DEFAULT_CHOICE_SCORE,
+  DEFAULT_GENERATION_BATCH_SIZE,
+  DEFAULT_MAX_NEW_TOKENS,
+  DEFAULT_ROW_ERROR_MODE,
+  ROW_ERROR_MODES,
+  type RowErrorMode,
+} from "./options.js";

@@ -5,6 +5,20 @@ import { readMistralConfig } from "./config.js";
 import type { DeltaSource } from "./deltas.js";
 import { MistralOnnxError } from "./errors.js";
 import { buildDecoderGraph, type ModelDtype, type WeightQuant } from "./graph.js";
+import {
+  DEFAULT_DELTA_MODE,
+  DEFAULT_DTYPE,
+  DEFAULT_QUANT_BLOCK_SIZE,
+  DEFAULT_WEIGHT_QUANT,
+  DELTA_MODES,
+  type DeltaMode,
+  formatChoices,
+  isOneOf,
+  isValidQuantBlockSize,
+  MODEL_DTYPES,
+  QUANT_BLOCK_SIZE_RULE,
+  WEIGHT_QUANTS,
+} from "./options.js";
 import { ExternalDataWriter } from "./onnx/external-data.js";
 import { GraphBuilder } from "./onnx/graph-builder.js";
 import { WeightReader } from "./weights.js";
@@ -16,7 +30,7 @@ export interface BuildOnnxModelOptions {
   outDir: string;
   deltas?: DeltaSource;
   /** "fold" (default): W + ΔW. "side-branch": low-rank deltas as y += x·Aᵀ·Bᵀ (dense ones are folded). */
-  deltaMode?: "fold" | "side-branch";
+  deltaMode?: DeltaMode;
   dtype?: ModelDtype;
   /** Weight-only block-wise quantization (onnxruntime MatMulNBits) of every projection and lm_head. */
   weightQuant?: WeightQuant;
@@ -50,24 +64,26 @@ const OPSET = 17;
 export async function buildOnnxModel(
   options: BuildOnnxModelOptions,
 ): Promise<{ onnxPath: string }> {
-  const dtype = options.dtype ?? "fp32";
-  if (dtype !== "fp32" && dtype !== "fp16") {
-    throw new MistralOnnxError(`dtype must be "fp32" or "fp16", got ${JSON.stringify(dtype)}`);
-  }
-  const quant = options.weightQuant ?? "none";
-  if (!["none", "int8", "int4"].includes(quant)) {
+  const dtype = options.dtype ?? DEFAULT_DTYPE;
+  if (!isOneOf(MODEL_DTYPES, dtype)) {
     throw new MistralOnnxError(
-      `weightQuant must be "none", "int8" or "int4", got ${JSON.stringify(quant)}`,
+      `dtype must be ${formatChoices(MODEL_DTYPES)}, got ${JSON.stringify(dtype)}`,
     );
   }
-  const blockSize = options.quantBlockSize ?? 128;
-  if (!Number.isInteger(blockSize) || blockSize < 16 || (blockSize & (blockSize - 1)) !== 0) {
-    throw new MistralOnnxError(`quantBlockSize must be a power of two ≥ 16, got ${blockSize}`);
-  }
-  const deltaMode = options.deltaMode ?? "fold";
-  if (deltaMode !== "fold" && deltaMode !== "side-branch") {
+  const quant = options.weightQuant ?? DEFAULT_WEIGHT_QUANT;
+  if (!isOneOf(WEIGHT_QUANTS, quant)) {
     throw new MistralOnnxError(
-      `deltaMode must be "fold" or "side-branch", got ${JSON.stringify(deltaMode)}`,
+      `weightQuant must be ${formatChoices(WEIGHT_QUANTS)}, got ${JSON.stringify(quant)}`,
+    );
+  }
+  const blockSize = options.quantBlockSize ?? DEFAULT_QUANT_BLOCK_SIZE;
+  if (!isValidQuantBlockSize(blockSize)) {
+    throw new MistralOnnxError(`quantBlockSize must be ${QUANT_BLOCK_SIZE_RULE}, got ${blockSize}`);
+  }
+  const deltaMode = options.deltaMode ?? DEFAULT_DELTA_MODE;
+  if (!isOneOf(DELTA_MODES, deltaMode)) {
+    throw new MistralOnnxError(
+      `deltaMode must be ${formatChoices(DELTA_MODES)}, got ${JSON.stringify(deltaMode)}`,
     );
   }
   const config = await readMistralConfig(options.modelDir);

@@ -23,6 +23,25 @@ export {
 } from "./deltas.js";
 export { MistralOnnxError } from "./errors.js";
 export { IO, type ModelDtype, type WeightQuant } from "./graph.js";
+export {
+  CHOICE_TOKENIZATIONS,
+  DEFAULT_CHOICE_TOKENIZATION,
+  DEFAULT_DELTA_MODE,
+  DEFAULT_DTYPE,
+  DEFAULT_EXECUTION_PROVIDER,
+  DEFAULT_QUANT_BLOCK_SIZE,
+  DEFAULT_WEIGHT_QUANT,
+  DELTA_MODES,
+  type DeltaMode,
+  EXECUTION_PROVIDERS,
+  formatChoices,
+  isOneOf,
+  isValidQuantBlockSize,
+  MIN_QUANT_BLOCK_SIZE,
+  MODEL_DTYPES,
+  QUANT_BLOCK_SIZE_RULE,
+  WEIGHT_QUANTS,
+} from "./options.js";
 export { dequantizeBlockwise, type QuantizedWeight, quantizeBlockwise } from "./quantize.js";
 export type { KvCache } from "./kv-cache.js";
 export {

@@ -12,7 +12,17 @@ import {
 } from "./scoring.js";
 import { Tokenizer } from "./tokenizer.js";
 
-export type ExecutionProvider = "cpu" | "cuda";
+import {
+  CHOICE_TOKENIZATIONS,
+  DEFAULT_CHOICE_TOKENIZATION,
+  DEFAULT_EXECUTION_PROVIDER,
+  EXECUTION_PROVIDERS,
+  type ExecutionProvider,
+  formatChoices,
+  isOneOf,
+} from "./options.js";
+
+export type { ExecutionProvider };
 
 export interface MistralRunnerOptions {
   onnxPath: string;
@@ -126,7 +136,18 @@ export class MistralRunner {
         : {}),
     };
     const warn = options.onWarning ?? ((m: string) => console.warn(m));
-    let provider: ExecutionProvider = options.executionProvider ?? "cpu";
+    let provider: ExecutionProvider = options.executionProvider ?? DEFAULT_EXECUTION_PROVIDER;
+    if (!isOneOf(EXECUTION_PROVIDERS, provider)) {
+      throw new MistralOnnxError(
+        `executionProvider must be ${formatChoices(EXECUTION_PROVIDERS)}, got ${JSON.stringify(provider)}`,
+      );
+    }
+    const tokenization = options.choiceTokenization ?? DEFAULT_CHOICE_TOKENIZATION;
+    if (!isOneOf(CHOICE_TOKENIZATIONS, tokenization)) {
+      throw new MistralOnnxError(
+        `choiceTokenization must be ${formatChoices(CHOICE_TOKENIZATIONS)}, got ${JSON.stringify(tokenization)}`,
+      );
+    }
     let session: ort.InferenceSession;
     try {
       session = await ort.InferenceSession.create(options.onnxPath, {
@@ -157,14 +178,7 @@ export class MistralRunner {
       headDim: config.headDim,
       elem,
     };
-    return new MistralRunner(
-      session,
-      tokenizer,
-      config,
-      kv,
-      provider,
-      options.choiceTokenization ?? "separate",
-    );
+    return new MistralRunner(session, tokenizer, config, kv, provider, tokenization);
   }
 
   /** One forward pass. Exposed for callers that manage their own cache. */

@@ -15,7 +15,7 @@ export interface ContinuationTokens {
  *   a choice "42" is scored as the word " 42" that training put after the prompt.
  * - "joined": the lm-evaluation-harness rule, see `continuationTokens`.
  */
-export type ChoiceTokenization = "separate" | "joined";
+export type { ChoiceTokenization } from "./options.js";
 
 /** Tokens of the "separate" rule: encode(prompt) with BOS, then encode(choice) alone. */
 export function separateContinuationTokens(

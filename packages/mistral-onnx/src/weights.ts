@@ -8,6 +8,7 @@ import {
   type WeightDelta,
 } from "./deltas.js";
 import { MistralOnnxError } from "./errors.js";
+import type { DeltaMode } from "./options.js";
 
 /** One projection of a fused MatMul: its module name and output size. */
 export interface ProjectionSpec {
@@ -68,7 +69,7 @@ export class WeightReader {
     private readonly ckpt: SafetensorsCheckpoint,
     private readonly modelDir: string,
     private readonly deltas: DeltaSource | undefined,
-    private readonly deltaMode: "fold" | "side-branch",
+    private readonly deltaMode: DeltaMode,
   ) {}
 
   /** A base tensor as Float32, after checking it exists and has the expected shape. */

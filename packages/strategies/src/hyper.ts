@@ -11,9 +11,135 @@ import {
 export type Choices<H> = { [K in keyof H]?: readonly string[] };
 
 /**
- * Fills missing hyperparameters from the defaults and rejects unknown names, wrong types and
- * values outside `choices`, so a typo in a config file fails loudly instead of merging with a
- * silent default.
+ * A number hyperparameter: always finite; optionally an integer and within [min, max] (either end
+ * open with minExclusive / maxExclusive).
+ */
+export interface NumberParam {
+  type: "number";
+  default: number;
+  min?: number;
+  max?: number;
+  minExclusive?: boolean;
+  maxExclusive?: boolean;
+  integer?: boolean;
+  description?: string;
+}
+
+/** A string hyperparameter, optionally restricted to `choices`. */
+export interface StringParam {
+  type: "string";
+  default: string;
+  choices?: readonly string[];
+  description?: string;
+}
+
+export interface BooleanParam {
+  type: "boolean";
+  default: boolean;
+  description?: string;
+}
+
+/** One declared hyperparameter: type, default and its allowed range or choices. */
+export type ParamSpec = NumberParam | StringParam | BooleanParam;
+
+/** A strategy's hyperparameters, declared once: defaults, choices and range checks derive from it. */
+export type ParamSpecs = Readonly<Record<string, ParamSpec>>;
+
+/** The hyperparameter object a set of declarations describes. */
+export type HyperOf<P extends ParamSpecs> = {
+  -readonly [K in keyof P]: P[K] extends NumberParam
+    ? number
+    : P[K] extends BooleanParam
+      ? boolean
+      : string;
+};
+
+/** The defaults of a set of declarations. */
+export function paramDefaults<P extends ParamSpecs>(params: P): HyperOf<P> {
+  return Object.fromEntries(Object.entries(params).map(([k, p]) => [k, p.default])) as HyperOf<P>;
+}
+
+/** The allowed values of a number hyperparameter in words: "in (0, 1]", "a positive integer", … */
+export function describeRange(p: NumberParam): string {
+  const { min, max, integer } = p;
+  if (integer && max === undefined && !p.minExclusive) {
+    if (min === 1) return "a positive integer";
+    if (min === 0) return "a non-negative integer";
+  }
+  const what = integer ? "an integer" : "";
+  let range: string;
+  if (min !== undefined && max !== undefined) {
+    range = `in ${p.minExclusive ? "(" : "["}${min}, ${max}${p.maxExclusive ? ")" : "]"}`;
+  } else if (min !== undefined) {
+    range = `${p.minExclusive ? ">" : "≥"} ${min}`;
+  } else if (max !== undefined) {
+    range = `${p.maxExclusive ? "<" : "≤"} ${max}`;
+  } else {
+    return integer ? "an integer" : "a finite number";
+  }
+  return what === "" ? range : `${what} ${range}`;
+}
+
+/** One line per parameter for docs and --list-methods: `density` number in (0, 1], default 0.2. */
+export function describeParam(name: string, p: ParamSpec): string {
+  const allowed =
+    p.type === "number"
+      ? describeRange(p)
+      : p.type === "string" && p.choices !== undefined
+        ? `one of ${p.choices.map((c) => JSON.stringify(c)).join(", ")}`
+        : p.type;
+  return `${name}: ${allowed}, default ${JSON.stringify(p.default)}`;
+}
+
+function inRange(p: NumberParam, v: number): boolean {
+  if (p.integer && !Number.isInteger(v)) return false;
+  if (p.min !== undefined && (p.minExclusive ? !(v > p.min) : !(v >= p.min))) return false;
+  if (p.max !== undefined && (p.maxExclusive ? !(v < p.max) : !(v <= p.max))) return false;
+  return true;
+}
+
+/**
+ * Fills missing hyperparameters from the declarations' defaults and rejects unknown names, wrong
+ * types, values outside `choices` and out-of-range numbers, so a typo or a bad value in a config
+ * file fails loudly (before any merge) instead of merging with a silent default.
+ */
+export function resolveParams<P extends ParamSpecs>(
+  strategy: string,
+  params: P,
+  given: Partial<Record<string, unknown>> | undefined,
+): HyperOf<P> {
+  const out: Record<string, unknown> = paramDefaults(params);
+  for (const [key, value] of Object.entries(given ?? {})) {
+    const p = Object.hasOwn(params, key) ? params[key] : undefined;
+    if (p === undefined) {
+      throw new StrategyError(
+        `strategy "${strategy}" has no hyperparameter "${key}" (known: ${Object.keys(params).join(", ") || "none"})`,
+      );
+    }
+    if (value === undefined) continue;
+    if (typeof value !== p.type || (p.type === "number" && !Number.isFinite(value as number))) {
+      throw new StrategyError(
+        `strategy "${strategy}": hyperparameter "${key}" must be a ${p.type === "number" ? "finite number" : p.type}, got ${JSON.stringify(value)}`,
+      );
+    }
+    if (p.type === "string" && p.choices !== undefined && !p.choices.includes(value as string)) {
+      throw new StrategyError(
+        `strategy "${strategy}": hyperparameter "${key}" must be one of ${p.choices.join(", ")}, got "${String(value)}"`,
+      );
+    }
+    if (p.type === "number" && !inRange(p, value as number)) {
+      throw new StrategyError(
+        `strategy "${strategy}": hyperparameter "${key}" must be ${describeRange(p)}, got ${value}`,
+      );
+    }
+    out[key] = value;
+  }
+  return out as HyperOf<P>;
+}
+
+/**
+ * resolveParams for callers that only have defaults (and choices): the type of each parameter
+ * is its default's. Prefer a strategy's `checkHyper`, which also checks ranges.
  */
 export function resolveHyper<H extends Record<string, unknown>>(
   strategy: string,
@@ -21,32 +147,20 @@ export function resolveHyper<H extends Record<string, unknown>>(
   given: Partial<Record<string, unknown>> | undefined,
   choices: Choices<H> = {},
 ): H {
-  const out: Record<string, unknown> = { ...defaults };
-  for (const [key, value] of Object.entries(given ?? {})) {
-    if (!(key in defaults)) {
-      throw new StrategyError(
-        `strategy "${strategy}" has no hyperparameter "${key}" (known: ${Object.keys(defaults).join(", ") || "none"})`,
-      );
-    }
-    if (value === undefined) continue;
-    const expected = typeof defaults[key];
-    if (typeof value !== expected || (expected === "number" && !Number.isFinite(value as number))) {
-      throw new StrategyError(
-        `strategy "${strategy}": hyperparameter "${key}" must be a finite ${expected}, got ${JSON.stringify(value)}`,
-      );
-    }
+  const params: Record<string, ParamSpec> = {};
+  for (const [key, d] of Object.entries(defaults)) {
     const allowed = choices[key as keyof H];
-    if (allowed !== undefined && !allowed.includes(value as string)) {
-      throw new StrategyError(
-        `strategy "${strategy}": hyperparameter "${key}" must be one of ${allowed.join(", ")}, got "${String(value)}"`,
-      );
-    }
-    out[key] = value;
+    params[key] =
+      typeof d === "number"
+        ? { type: "number", default: d }
+        : typeof d === "boolean"
+          ? { type: "boolean", default: d }
+          : { type: "string", default: String(d), ...(allowed ? { choices: allowed } : {}) };
   }
-  return out as H;
+  return { ...defaults, ...resolveParams(strategy, params, given) } as H;
 }
 
-/** Throws unless lo ≤ value ≤ hi (or lo ≤ value < hi when `openHigh`). */
+/** Throws unless lo ≤ value ≤ hi (or lo ≤ value < hi when `openHigh`). For cross-field rules. */
 export function checkRange(
   strategy: string,
   key: string,
@@ -62,48 +176,69 @@ export function checkRange(
   }
 }
 
-/**
- * Throws unless 0 < density ≤ 1: density 0 would keep no entries and silently merge to zero,
- * which is never what a config meant.
- */
-export function checkDensity(strategy: string, density: number): void {
-  if (!(density > 0 && density <= 1)) {
-    throw new StrategyError(
-      `strategy "${strategy}": hyperparameter "density" must be in (0, 1], got ${density}`,
-    );
-  }
-}
-
-/** Throws unless `rank` is a non-negative integer (0 = each strategy's default rank). */
-export function checkRankHyper(strategy: string, rank: number): void {
-  if (!Number.isInteger(rank) || rank < 0) {
-    throw new StrategyError(
-      `strategy "${strategy}": hyperparameter "rank" must be a non-negative integer, got ${rank}`,
-    );
-  }
-}
+/** The declarations shared by several strategies. */
+export const PARAMS = {
+  /** 0 < density ≤ 1: density 0 would keep no entries and silently merge to zero. */
+  density: {
+    type: "number",
+    default: 0.2,
+    min: 0,
+    max: 1,
+    minExclusive: true,
+    description: "fraction of entries kept",
+  },
+  lambda: { type: "number", default: 1, description: "scale of the merged update" },
+  /** Drop probability of DARE: 1 would drop everything and divide by zero. */
+  p: { type: "number", default: 0.9, min: 0, max: 1, maxExclusive: true, description: "drop rate" },
+  rank: {
+    type: "number",
+    default: 0,
+    min: 0,
+    integer: true,
+    description: "target rank (0 = the strategy's default rank)",
+  },
+  energy: {
+    type: "number",
+    default: 1,
+    min: 0,
+    max: 1,
+    description: "keep the smallest rank holding this fraction of the energy",
+  },
+  alpha: { type: "number", default: 1, min: 0, description: "scale of the flat spectrum" },
+  normalize: { type: "boolean", default: true, description: "divide by the sum of the weights" },
+} as const satisfies ParamSpecs;
 
 /** A registry entry whose merge validates its hyperparameters and input before running. */
-export function defineStrategy<H extends Record<string, unknown>>(spec: {
+export function defineStrategy<const P extends ParamSpecs>(spec: {
   name: string;
   description: string;
   reference?: string;
-  defaults: H;
+  /** Every hyperparameter with its type, default and range or choices. */
+  params: P;
   resultKind: ResultKind;
-  choices?: Choices<H>;
-  validate?: (hyper: H) => void;
-  run: (input: ModuleMergeInput, hyper: H, ctx: MergeContext) => MergeResult;
-}): StrategyDefinition<H> {
-  const { name, description, reference, defaults, resultKind, choices, validate, run } = spec;
+  /** Cross-field rules only: types, choices and ranges come from `params`. */
+  validate?: (hyper: HyperOf<P>) => void;
+  run: (input: ModuleMergeInput, hyper: HyperOf<P>, ctx: MergeContext) => MergeResult;
+}): StrategyDefinition<HyperOf<P>> {
+  const { name, description, reference, resultKind, validate, run } = spec;
+  const params = Object.freeze(
+    Object.fromEntries(Object.entries(spec.params).map(([k, p]) => [k, Object.freeze({ ...p })])),
+  ) as P;
+  const checkHyper = (hyper: Partial<Record<string, unknown>> | undefined): HyperOf<P> => {
+    const resolved = resolveParams(name, params, hyper);
+    validate?.(resolved);
+    return resolved;
+  };
   return {
     name,
     description,
     ...(reference === undefined ? {} : { reference }),
-    defaults: Object.freeze({ ...defaults }) as H,
+    params,
+    defaults: Object.freeze(paramDefaults(params)),
     resultKind,
+    checkHyper,
     merge(input, hyper, ctx) {
-      const resolved = resolveHyper(name, defaults, hyper, choices);
-      validate?.(resolved);
+      const resolved = checkHyper(hyper);
       validateInput(input, ctx);
       return run(input, resolved, ctx);
     },

@@ -9,8 +9,29 @@ export type {
   StrategyDefinition,
 } from "./types.js";
 export { StrategyError } from "./types.js";
-export { DEFAULT_STRATEGY, getStrategy, listStrategies } from "./registry.js";
-export { type Choices, defineStrategy, resolveHyper } from "./hyper.js";
+export {
+  DEFAULT_STRATEGY,
+  getStrategy,
+  listStrategies,
+  strategyParams,
+  validateHyper,
+} from "./registry.js";
+export {
+  type BooleanParam,
+  type Choices,
+  defineStrategy,
+  describeParam,
+  describeRange,
+  type HyperOf,
+  type NumberParam,
+  PARAMS,
+  type ParamSpec,
+  type ParamSpecs,
+  paramDefaults,
+  resolveHyper,
+  resolveParams,
+  type StringParam,
+} from "./hyper.js";
 export { type DropMaskSource, fixedDropMasks, seededDropMasks } from "./drop-mask.js";
 export { type ElementwiseSpec, mergeElementwise } from "./elementwise.js";
 export { type LowRankMergeResult, type ToLowRankOptions, toLowRank } from "./to-low-rank.js";

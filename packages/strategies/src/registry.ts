@@ -54,3 +54,23 @@ export function getStrategy(name: string): StrategyDefinition<Record<string, unk
 export function listStrategies(): StrategyDefinition<Record<string, unknown>>[] {
   return [...STRATEGIES];
 }
+
+/**
+ * The defaults of strategy `name` overridden by `hyper`, fully validated without merging: throws
+ * a StrategyError for an unknown strategy or a hyperparameter that is unknown, of the wrong type,
+ * not among its choices or out of range.
+ */
+export function validateHyper(
+  name: string,
+  hyper: Partial<Record<string, unknown>> | undefined,
+): Record<string, unknown> {
+  return getStrategy(name).checkHyper(hyper);
+}
+
+/** Every strategy's declared hyperparameters, by name (for docs and --list-methods). */
+export function strategyParams(): Record<
+  string,
+  StrategyDefinition<Record<string, unknown>>["params"]
+> {
+  return Object.fromEntries(STRATEGIES.map((s) => [s.name, s.params]));
+}

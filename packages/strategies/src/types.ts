@@ -1,3 +1,4 @@
+import type { ParamSpec } from "./hyper.js";
 import type { LoraModule } from "@merge/lora";
 
 export interface ModuleMergeInput {
@@ -65,9 +66,17 @@ export interface StrategyDefinition<H extends Record<string, unknown>> {
   name: string;
   description: string;
   reference?: string;
+  /** Each hyperparameter's type, default and range or choices (what `checkHyper` enforces). */
+  params: Readonly<Record<string, ParamSpec>>;
+  /** The declared defaults, derived from `params`. */
   defaults: H;
   /** The kind of MergeResult merge() returns. */
   resultKind: ResultKind;
+  /**
+   * The defaults overridden by `hyper`, fully validated (unknown names, types, choices, ranges,
+   * cross-field rules) without merging anything; throws a StrategyError naming the parameter.
+   */
+  checkHyper(hyper: Partial<Record<string, unknown>> | undefined): H;
   merge(input: ModuleMergeInput, hyper: H, ctx: MergeContext): MergeResult;
 }
 

@@ -2,7 +2,9 @@ import { f32ToF16 } from "@merge/tensor-io";
 import type { GraphBuilder } from "../onnx/graph-builder.js";
 import type { ElemType } from "../onnx/proto.js";
 
-export type ModelDtype = "fp32" | "fp16";
+import type { ModelDtype } from "../options.js";
+
+export type { ModelDtype };
 
 /** The builder plus the small dtype helpers every part of the decoder graph uses. */
 export interface GraphContext {

@@ -3,7 +3,9 @@ import { type FusedWeight, transposeInto } from "../weights.js";
 import type { GraphContext } from "./context.js";
 import { routedBranch } from "./routed.js";
 
-export type WeightQuant = "none" | "int8" | "int4";
+import type { WeightQuant } from "../options.js";
+
+export type { WeightQuant };
 
 export interface LinearOptions {
   weightQuant: WeightQuant;

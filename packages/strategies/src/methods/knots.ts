@@ -1,5 +1,5 @@
 import { deriveSeed, matmul, matmulTransB, Rng, smallSvd, thinQr } from "@merge/lora";
-import { checkDensity, checkRange, defineStrategy, expertWeights } from "../hyper.js";
+import { defineStrategy, expertWeights, PARAMS } from "../hyper.js";
 import { kthLargest } from "../select.js";
 import {
   type MergeContext,
@@ -145,18 +145,23 @@ export function mergeKnots(input: ModuleMergeInput, h: KnotsHyper, ctx: MergeCon
   return result;
 }
 
-export const knots = defineStrategy<KnotsHyper>({
+export const knots = defineStrategy({
   name: "knots",
   resultKind: "lowrank",
   description:
     "KnOTS-style SVD alignment: express every expert in the joint SVD basis of [w_1ΔW_1 | … | w_NΔW_N] (computed in factor space), merge the per-expert right coefficients V_i with TIES (or DARE-TIES, or a plain sum), return U S V_mergedᵀ. Low-rank result.",
   reference:
     "Stoica et al. 2025, Model merging with SVD to tie the KnOTS (ICLR): TIES on the V_i; density 0.2 and λ = 1 follow TIES' no-validation defaults",
-  defaults: { method: "ties", density: 0.2, p: 0.9, lambda: 1 },
-  choices: { method: ["ties", "dare_ties", "linear"] },
-  validate(h) {
-    checkDensity("knots", h.density);
-    checkRange("knots", "p", h.p, 0, 1, true);
+  params: {
+    method: {
+      type: "string",
+      default: "ties",
+      choices: ["ties", "dare_ties", "linear"],
+      description: "how the right coefficients V_i are merged",
+    },
+    density: PARAMS.density,
+    p: PARAMS.p,
+    lambda: PARAMS.lambda,
   },
   run: mergeKnots,
 });

@@ -6,7 +6,7 @@ import {
   svdToLowRank,
   truncateSvd,
 } from "@merge/lora";
-import { checkRange, defineStrategy, expertWeights } from "../hyper.js";
+import { defineStrategy, expertWeights, PARAMS } from "../hyper.js";
 import { lowRankResult } from "../to-low-rank.js";
 import { type ModuleMergeInput, StrategyError } from "../types.js";
 
@@ -30,7 +30,7 @@ export const linear = defineStrategy({
     "Weighted average Σ w_i ΔW_i / Σ w_i of the experts' full updates (not PEFT's factor-wise 'linear'), returned exactly as rank-Σr factors.",
   reference:
     "Wortsman et al. 2022, Model soups (uniform averaging); weights from the merge context, default 1 each",
-  defaults: { normalize: true },
+  params: { normalize: PARAMS.normalize },
   run(input, hyper, ctx) {
     const w = expertWeights(input, ctx);
     let coefficients = w;
@@ -50,7 +50,7 @@ export const taskArithmetic = defineStrategy({
   description: "λ · Σ w_i ΔW_i (task vectors added), exact rank-Σr factors.",
   reference:
     "Ilharco et al. 2023, Editing models with task arithmetic (ICLR). The paper tunes λ on validation data; we do not, and default to λ = 1 (the plain sum).",
-  defaults: { lambda: 1 },
+  params: { lambda: PARAMS.lambda },
   run(input, hyper, ctx) {
     const w = expertWeights(input, ctx);
     return lowRankResult(
@@ -68,7 +68,7 @@ export const cat = defineStrategy({
   description:
     "Exact concatenation of the experts' factors: ΔW = Σ w_i ΔW_i with rank Σ r_i (PEFT's 'cat'). Never forms an out×in matrix.",
   reference: "PEFT add_weighted_adapter(combination_type='cat')",
-  defaults: {},
+  params: {},
   run(input, _hyper, ctx) {
     return lowRankResult(weightedSumFactors(input, expertWeights(input, ctx)));
   },
@@ -81,12 +81,7 @@ export const svd = defineStrategy({
     "Σ w_i ΔW_i truncated to its best rank-k approximation, computed exactly in factor space (QR of both factors + SVD of the Σr×Σr core).",
   reference:
     "PEFT add_weighted_adapter(combination_type='svd'); rank 0 = the largest expert rank, PEFT's default",
-  defaults: { rank: 0, energy: 1 },
-  validate(h) {
-    checkRange("svd", "energy", h.energy, 0, 1);
-    if (!Number.isInteger(h.rank) || h.rank < 0)
-      throw new StrategyError(`svd: rank must be a non-negative integer, got ${h.rank}`);
-  },
+  params: { rank: PARAMS.rank, energy: PARAMS.energy },
   run(input, hyper, ctx) {
     const sum = weightedSumFactors(input, expertWeights(input, ctx));
     const s = lowRankSvd(sum);

@@ -8,13 +8,8 @@ import {
   smallSvd,
   symmetricEigen,
 } from "@merge/lora";
-import { checkRange, defineStrategy, expertWeights } from "../hyper.js";
-import {
-  type MergeContext,
-  type MergeResult,
-  type ModuleMergeInput,
-  StrategyError,
-} from "../types.js";
+import { defineStrategy, expertWeights, PARAMS } from "../hyper.js";
+import type { MergeContext, MergeResult, ModuleMergeInput } from "../types.js";
 import { factorsFromDirections } from "../to-low-rank.js";
 
 /** Directions with s_k ≤ this fraction of s_0 are numerically absent and are dropped. */
@@ -171,22 +166,23 @@ export function mergeOsm(input: ModuleMergeInput, h: OsmHyper, ctx: MergeContext
   );
 }
 
-export const osm = defineStrategy<OsmHyper>({
+export const osm = defineStrategy({
   name: "osm",
   resultKind: "lowrank",
   description:
     "Overlap-normalised Spectral Merge (this project's default): exact SVD of the summed updates in factor space; the summed core is divided, on both sides, by the γ/2 power of a basis-free sharing operator T = E^(−1/2) S² E^(−1/2) (E = the experts' own energy, T's eigenvalues = how many experts share a direction, clamped to [1, N]), so shared directions are averaged and an expert's own directions are kept whole. Continuous, order-independent, low-rank result, no validation data.",
   reference:
     "This project (docs: packages/strategies/README.md). γ = 1 makes one expert merged with itself N times return itself and experts with orthogonal row and column spaces sum (task arithmetic, λ = 1).",
-  defaults: { gamma: 1, energy: 1, rank: 0 },
-  validate(h) {
-    checkRange("osm", "energy", h.energy, 0, 1);
-    checkRange("osm", "gamma", h.gamma, 0, 4);
-    if (!Number.isInteger(h.rank) || h.rank < 0) {
-      throw new StrategyError(
-        `osm: rank must be a non-negative integer (0 = no cap), got ${h.rank}`,
-      );
-    }
+  params: {
+    gamma: {
+      type: "number",
+      default: 1,
+      min: 0,
+      max: 4,
+      description: "power of the sharing operator the core is divided by",
+    },
+    energy: PARAMS.energy,
+    rank: { ...PARAMS.rank, description: "rank cap (0 = no cap)" },
   },
   run: mergeOsm,
 });

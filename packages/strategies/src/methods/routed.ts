@@ -1,12 +1,6 @@
 import { type LoraModule, lowRankSvd } from "@merge/lora";
-import { checkRange, defineStrategy } from "../hyper.js";
-import {
-  type ModuleMergeInput,
-  type RoutedExpert,
-  type RoutedMergeResult,
-  type Router,
-  StrategyError,
-} from "../types.js";
+import { defineStrategy, type NumberParam } from "../hyper.js";
+import type { ModuleMergeInput, RoutedExpert, RoutedMergeResult, Router } from "../types.js";
 import { nonzeroRank } from "./spectral.js";
 
 /**
@@ -55,14 +49,15 @@ function routedResult(input: ModuleMergeInput, router: Router): RoutedMergeResul
   };
 }
 
-/** Throws unless topK is a positive integer and temperature > 0. */
-function checkTopK(strategy: string, topK: number, temperature: number): void {
-  if (!Number.isInteger(topK) || topK < 1) {
-    throw new StrategyError(
-      `strategy "${strategy}": hyperparameter "topK" must be a positive integer, got ${topK}`,
-    );
-  }
-  checkRange(strategy, "temperature", temperature, Number.MIN_VALUE, Number.MAX_VALUE);
+/** The number of experts a token is routed to: a positive integer. */
+function topKParam(fallback: number) {
+  return {
+    type: "number",
+    default: fallback,
+    min: 1,
+    integer: true,
+    description: "experts kept per token",
+  } as const satisfies NumberParam;
 }
 
 export const smile = defineStrategy({
@@ -72,8 +67,7 @@ export const smile = defineStrategy({
     "SMILE zero-shot routed mixture: per token and module, each expert scores ‖V_iᵀx‖ (its right singular vectors), softmax over experts, the top-k kept and renormalised; the base plus the chosen experts' full updates.",
   reference:
     "Tang et al. 2024, SMILE: zero-shot sparse mixture of low-rank experts construction from pre-trained foundation models (routing on all r directions of a LoRA update, i.e. gate_k = r; experts kept whole, k = r; top_k = 1 as in the reference implementation's default)",
-  defaults: { topK: 1 },
-  validate: (h) => checkTopK("smile", h.topK, 1),
+  params: { topK: topKParam(1) },
   run: (input, h) =>
     routedResult(input, { score: "norm", gate: "softmax_top_k", topK: h.topK, temperature: 1 }),
 });
@@ -85,8 +79,16 @@ export const arrow = defineStrategy({
     "Arrow routing: each expert's prototype is the top right singular vector of its update; per token and module the experts score |v_i·x|, the top-k are softmax-weighted (temperature T).",
   reference:
     "Ostapenko et al. 2024, Towards modular LLMs by building and reusing a library of LoRAs (Arrow); top_k = 3 and temperature 1 as in PEFT's ArrowConfig defaults",
-  defaults: { topK: 3, temperature: 1 },
-  validate: (h) => checkTopK("arrow", h.topK, h.temperature),
+  params: {
+    topK: topKParam(3),
+    temperature: {
+      type: "number",
+      default: 1,
+      min: 0,
+      minExclusive: true,
+      description: "softmax temperature over the top-k scores",
+    },
+  },
   run: (input, h) =>
     routedResult(input, {
       score: "first",
@@ -103,7 +105,7 @@ export const liftRouting = defineStrategy({
     "Ours, Chance-Lift Routing: per token and module each expert scores the share of the input's energy inside its subspace divided by the share a random direction would have there (r_i/in), so ranks and activation scale drop out; only the best expert applies, weighted by its margin 1 − second/best, so a token that two experts claim equally goes to the base.",
   reference:
     "this toolkit (packages/strategies/README.md, 'Chance-Lift Routing'); no hyperparameters",
-  defaults: {},
+  params: {},
   run: (input) => routedResult(input, { score: "lift", gate: "margin", topK: 1, temperature: 1 }),
 });
 

@@ -1,6 +1,6 @@
 import { type DropMaskSource, seededDropMasks } from "../drop-mask.js";
 import { type ElementwiseSpec, mergeElementwise } from "../elementwise.js";
-import { checkDensity, checkRange, defineStrategy, expertWeights } from "../hyper.js";
+import { defineStrategy, expertWeights, PARAMS } from "../hyper.js";
 import {
   type MergeContext,
   type MergeResult,
@@ -10,6 +10,12 @@ import {
 
 const SIGN_CHOICES = ["total", "frequency"] as const;
 type MajoritySign = (typeof SIGN_CHOICES)[number];
+const MAJORITY_SIGN = {
+  type: "string",
+  default: "total",
+  choices: SIGN_CHOICES,
+  description: "sign election by total mass or by count",
+} as const;
 
 export interface TiesHyper extends Record<string, unknown> {
   density: number;
@@ -39,16 +45,14 @@ function normalisingScale(name: string, input: ModuleMergeInput, w: number[]): n
   return 1 / total;
 }
 
-export const ties = defineStrategy<TiesHyper>({
+export const ties = defineStrategy({
   name: "ties",
   resultKind: "dense",
   description:
     "TIES-merging on the full updates: keep each expert's top-density entries by magnitude, elect each entry's sign by total mass Σ w_i τ̂_i, average the agreeing entries (disjoint mean), scale by λ. Dense result.",
   reference:
     "Yadav et al. 2023, TIES-Merging (NeurIPS): top-k = 20% and λ = 1 are the paper's defaults when no validation set is used",
-  defaults: { density: 0.2, lambda: 1, majoritySign: "total" },
-  choices: { majoritySign: SIGN_CHOICES },
-  validate: (h) => checkDensity("ties", h.density),
+  params: { density: PARAMS.density, lambda: PARAMS.lambda, majoritySign: MAJORITY_SIGN },
   run(input, h, ctx) {
     return mergeElementwise(input, {
       weights: expertWeights(input, ctx),
@@ -66,8 +70,7 @@ export const magnitudePrune = defineStrategy({
   description:
     "Keep each expert's top-density entries by magnitude, then λ · Σ w_i τ̂_i (no sign election). Dense result.",
   reference: "PEFT add_weighted_adapter(combination_type='magnitude_prune'); density 0.2 as TIES",
-  defaults: { density: 0.2, lambda: 1 },
-  validate: (h) => checkDensity("magnitude_prune", h.density),
+  params: { density: PARAMS.density, lambda: PARAMS.lambda },
   run(input, h, ctx) {
     return mergeElementwise(input, {
       weights: expertWeights(input, ctx),
@@ -133,36 +136,32 @@ export function mergeDareTies(
 const DARE_REF =
   "Yu et al. 2024, Language Models are Super Mario (DARE, ICML): drop rate p = 0.9 keeps SFT ability in the paper's experiments; rescale 1/(1−p)";
 
-export const dare = defineStrategy<DareHyper>({
+export const dare = defineStrategy({
   name: "dare",
   resultKind: "dense",
   description:
     "DARE: drop each entry of each ΔW_i with probability p (seeded), rescale by 1/(1−p), then λ · Σ w_i. Dense.",
   reference: DARE_REF,
-  defaults: { p: 0.9, lambda: 1 },
-  validate: (h) => checkRange("dare", "p", h.p, 0, 1, true),
+  params: { p: PARAMS.p, lambda: PARAMS.lambda },
   run: (input, h, ctx) => mergeDare(input, h, ctx),
 });
 
-export const dareLinear = defineStrategy<DareLinearHyper>({
+export const dareLinear = defineStrategy({
   name: "dare_linear",
   resultKind: "dense",
   description:
     "DARE drop-and-rescale, then the weighted average Σ w_i ΔW_i / Σ w_i (normalize=false gives PEFT's dare_linear, Σ w_i). Dense.",
   reference: DARE_REF,
-  defaults: { p: 0.9, normalize: true },
-  validate: (h) => checkRange("dare_linear", "p", h.p, 0, 1, true),
+  params: { p: PARAMS.p, normalize: PARAMS.normalize },
   run: (input, h, ctx) => mergeDareLinear(input, h, ctx),
 });
 
-export const dareTies = defineStrategy<DareTiesHyper>({
+export const dareTies = defineStrategy({
   name: "dare_ties",
   resultKind: "dense",
   description:
     "DARE drop-and-rescale, then TIES sign election by total mass and disjoint mean, λ. Dense.",
   reference: `${DARE_REF}; sign election and disjoint mean from Yadav et al. 2023`,
-  defaults: { p: 0.9, lambda: 1, majoritySign: "total" },
-  choices: { majoritySign: SIGN_CHOICES },
-  validate: (h) => checkRange("dare_ties", "p", h.p, 0, 1, true),
+  params: { p: PARAMS.p, lambda: PARAMS.lambda, majoritySign: MAJORITY_SIGN },
   run: (input, h, ctx) => mergeDareTies(input, h, ctx),
 });

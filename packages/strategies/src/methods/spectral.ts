@@ -1,5 +1,5 @@
 import { lowRankSvd, matmul, matmulTransA, matmulTransB, smallSvd, thinQr } from "@merge/lora";
-import { checkRange, defineStrategy, expertWeights } from "../hyper.js";
+import { defineStrategy, expertWeights, PARAMS } from "../hyper.js";
 import { lowRankResult } from "../to-low-rank.js";
 import type { ModuleMergeInput } from "../types.js";
 import { weightedSumFactors } from "./linear.js";
@@ -26,8 +26,7 @@ export const isoC = defineStrategy({
     "Iso-C: the sum of the experts' updates with its spectrum flattened: ΔW = α·σ̄·U Vᵀ over the R ≤ Σr nonzero singular directions of the sum, σ̄ their mean singular value.",
   reference:
     "Marczak et al. 2025, No task left behind: isotropic model merging with common and task-specific subspaces (ICML). The paper picks α on validation data; we do not and use α = 1 (the sum's own mean singular value).",
-  defaults: { alpha: 1 },
-  validate: (h) => checkRange("iso_c", "alpha", h.alpha, 0, Number.MAX_VALUE),
+  params: { alpha: PARAMS.alpha },
   run(input, h, ctx) {
     const sum = weightedSumFactors(input, expertWeights(input, ctx));
     const svd = lowRankSvd(sum);
@@ -45,7 +44,7 @@ export const energyIso = defineStrategy({
     "Ours, energy-matched isotropic merge: the directions of the experts' summed update with a flat spectrum (as Iso-C), at the strength that gives the merge the mean energy of one expert, ‖ΔW‖²_F = mean_i ‖w_i ΔW_i‖²_F, so no scale has to be tuned.",
   reference:
     "this toolkit (packages/strategies/README.md, 'Energy-matched isotropic merge'); the flat spectrum follows Marczak et al. 2025 (Iso-C)",
-  defaults: {},
+  params: {},
   run(input, _h, ctx) {
     const w = expertWeights(input, ctx);
     const svd = lowRankSvd(weightedSumFactors(input, w));
@@ -71,8 +70,7 @@ export const tsvM = defineStrategy({
     "TSV-Merge: each expert keeps its top k = ⌊min(m,n)/N⌋ singular directions (all r for a LoRA when k ≥ r); the concatenated left and right singular vectors are replaced by their nearest orthonormal matrices (polar factors), and ΔW = α·U⊥ Σ V⊥ᵀ.",
   reference:
     "Gargiulo et al. 2025, Task singular vectors: reducing task interference in model merging (CVPR); α = 1 as in the paper's default.",
-  defaults: { alpha: 1 },
-  validate: (h) => checkRange("tsv_m", "alpha", h.alpha, 0, Number.MAX_VALUE),
+  params: { alpha: PARAMS.alpha },
   run(input, h, ctx) {
     const { outFeatures: m, inFeatures: n } = input;
     const w = expertWeights(input, ctx);
@@ -117,10 +115,15 @@ export const isoCts = defineStrategy({
     "Iso-CTS: a budget of R = min(m, n, Σr) directions; the common part is the top k = round(ρ·R) singular directions of M = Σ w_i ΔW_i (its nonzero ones only), the remaining R − k are split evenly, s = ⌊(R − k)/N⌋ per present expert, as the top s singular directions of its update projected off the common left subspace, (I − U_c U_cᵀ) w_i ΔW_i. The stacked left and right singular vectors are replaced by their polar factors (as TSV-M) and ΔW = α·σ̄·U⊥ V⊥ᵀ, σ̄ the mean nonzero singular value of M (as Iso-C). ρ = commonFraction; ρ = 1 is Iso-C.",
   reference:
     "Marczak et al. 2025, No task left behind: isotropic model merging with common and task-specific subspaces (ICML): Iso-CTS with the paper's common fraction ρ = 0.8. Our choices: the budget is R = min(m, n, Σr) where the paper's is the full dimension (a sum of LoRAs has only R directions); null directions of M inside the common budget are dropped, not re-allocated; the task-specific right vectors are those of the projected expert's SVD; α = 1 (the paper tunes α on validation data; we do not).",
-  defaults: { alpha: 1, commonFraction: 0.8 },
-  validate: (h) => {
-    checkRange("iso_cts", "alpha", h.alpha, 0, Number.MAX_VALUE);
-    checkRange("iso_cts", "commonFraction", h.commonFraction, 0, 1);
+  params: {
+    alpha: PARAMS.alpha,
+    commonFraction: {
+      type: "number",
+      default: 0.8,
+      min: 0,
+      max: 1,
+      description: "share ρ of the budget given to the common subspace",
+    },
   },
   run(input, h, ctx) {
     const { outFeatures: m, inFeatures: n } = input;

@@ -1,5 +1,5 @@
 import { deriveSeed } from "@merge/lora";
-import { checkRange, checkRankHyper, defineStrategy } from "../hyper.js";
+import { defineStrategy, PARAMS, type ParamSpecs } from "../hyper.js";
 import { toLowRank } from "../to-low-rank.js";
 import type { StrategyDefinition } from "../types.js";
 import { targetRank } from "./linear.js";
@@ -12,19 +12,15 @@ export function withSvdTruncation<H extends Record<string, unknown>>(
   base: StrategyDefinition<H>,
 ): StrategyDefinition<H & { rank: number; energy: number }> {
   type HS = H & { rank: number; energy: number };
-  const defaults = { ...base.defaults, rank: 0, energy: 1 } as HS;
-  return defineStrategy<HS>({
+  const params: ParamSpecs = { ...base.params, rank: PARAMS.rank, energy: PARAMS.energy };
+  const strategy = defineStrategy({
     name: `${base.name}_svd`,
     description: `${base.name}, then truncated to its best rank-k approximation (randomized SVD for dense results, exact factor-space SVD for low-rank ones); rank 0 = largest expert rank.`,
     reference: `PEFT add_weighted_adapter(combination_type='${base.name}_svd')${base.reference ? `; ${base.reference}` : ""}`,
-    defaults,
+    params,
     resultKind: "lowrank",
-    validate(h) {
-      checkRange(`${base.name}_svd`, "energy", h.energy, 0, 1);
-      checkRankHyper(`${base.name}_svd`, h.rank);
-    },
     run(input, h, ctx) {
-      const { rank, energy, ...rest } = h;
+      const { rank, energy, ...rest } = h as unknown as HS;
       const result = base.merge(input, rest as unknown as H, ctx);
       return toLowRank(result, {
         rank: targetRank(input, rank),
@@ -33,4 +29,5 @@ export function withSvdTruncation<H extends Record<string, unknown>>(
       }).factors;
     },
   });
+  return strategy as unknown as StrategyDefinition<HS>;
 }

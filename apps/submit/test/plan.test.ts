@@ -1,0 +1,132 @@
+import { existsSync } from "node:fs";
+import { mkdtemp, readdir, readFile, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { ONNX_BUILD_FORMAT } from "@merge/mistral-onnx";
+import { describe, expect, it } from "vitest";
+import { DEFAULT_CONFIG, type SubmitConfig } from "../src/config.js";
+import { ConfigError, SubmitError } from "../src/errors.js";
+import { runSubmit } from "../src/pipeline.js";
+import {
+  buildCacheKey,
+  buildKeyParts,
+  codeVersions,
+  KEYED_PACKAGES,
+  planRun,
+} from "../src/plan.js";
+import { makeTinySetup, REPO } from "./helpers.js";
+
+function withStrategy(method: string, hyperparameters: Record<string, unknown>): SubmitConfig {
+  return { ...DEFAULT_CONFIG, strategy: { method, hyperparameters } };
+}
+
+const BAD_HYPER: Array<[string, Record<string, unknown>, RegExp]> = [
+  ["ties", { majoritySign: "bogus" }, /"majoritySign" must be one of total, frequency/],
+  ["ties", { density: 5 }, /"density" must be in \(0, 1\], got 5/],
+  ["knots", { method: "nope" }, /"method" must be one of ties, dare_ties, linear/],
+];
+
+describe("planRun", () => {
+  const flags = { root: REPO, configFile: "c.yaml" };
+
+  for (const [method, hyper, message] of BAD_HYPER) {
+    it(`rejects ${method} ${JSON.stringify(hyper)}, naming the file and the field`, () => {
+      const plan = () => planRun(withStrategy(method, hyper), flags);
+      expect(plan).toThrow(ConfigError);
+      expect(plan).toThrow(/^c\.yaml: strategy\.hyperparameters: strategy "\w+": hyperparameter/);
+      expect(plan).toThrow(message);
+    });
+  }
+
+  it("resolves the method's defaults and applies the flags", () => {
+    const p = planRun(withStrategy("ties", { density: 0.5 }), {
+      ...flags,
+      out: "output/x/test.csv",
+      budgetSeconds: 10,
+    });
+    expect(p.strategy.name).toBe("ties");
+    expect(p.hyper).toEqual({ density: 0.5, lambda: 1, majoritySign: "total" });
+    expect(p.config.budgetSeconds).toBe(10);
+    expect(p.outDir).toBe(join(REPO, "output/x"));
+    expect(p.cacheRoot).toBe(join(REPO, "output/x/cache"));
+    expect(p.keySettings).toMatchObject({ onnxFormat: ONNX_BUILD_FORMAT, method: "ties" });
+    // Another method's hyperparameters do not carry over.
+    expect(
+      planRun(withStrategy("ties", { density: 0.5 }), { ...flags, method: "osm" }).hyper,
+    ).toEqual({ gamma: 1, energy: 1, rank: 0 });
+  });
+
+  it("refuses flag combinations and a non-low-rank method for --save-adapter", () => {
+    const c = withStrategy("linear", {});
+    expect(() => planRun(c, { ...flags, mergeOnly: true })).toThrow(/--merge-only needs/);
+    expect(() => planRun(c, { ...flags, saveAdapter: "x" })).toThrow(/used with --merge-only/);
+    expect(() => planRun(c, { ...flags, budgetSeconds: 0 })).toThrow(SubmitError);
+    const save = { ...flags, mergeOnly: true, saveAdapter: "x" };
+    expect(planRun(c, save).outputs).toEqual([]);
+    expect(() => planRun(withStrategy("lift_routing", {}), save)).toThrow(/routed mixture/);
+    expect(() => planRun(withStrategy("ties", {}), save)).toThrow(/dense deltas/);
+  });
+});
+
+describe("build cache key", () => {
+  const settings = planRun(withStrategy("osm", {}), { root: REPO, configFile: null }).keySettings;
+
+  it("holds the versions of the merge, build, tensor and LoRA packages", async () => {
+    const versions = codeVersions();
+    expect(Object.keys(versions)).toEqual([...KEYED_PACKAGES]);
+    for (const [name, dir] of [
+      ["@merge/strategies", "strategies"],
+      ["@merge/mistral-onnx", "mistral-onnx"],
+      ["@merge/tensor-io", "tensor-io"],
+      ["@merge/lora", "lora"],
+    ] as const) {
+      const pkg = JSON.parse(await readFile(join(REPO, "packages", dir, "package.json"), "utf8"));
+      expect(versions[name]).toBe(pkg.version);
+    }
+    expect(buildKeyParts(settings, "b", ["e"])).toMatchObject({
+      versions,
+      onnxFormat: ONNX_BUILD_FORMAT,
+      base: "b",
+      experts: ["e"],
+    });
+  });
+
+  it("changes when any keyed package version changes", () => {
+    const key = buildCacheKey(settings, "b", ["e1", "e2"]);
+    expect(buildCacheKey({ ...settings }, "b", ["e1", "e2"])).toBe(key);
+    for (const name of KEYED_PACKAGES) {
+      const bumped = { ...settings, versions: { ...settings.versions, [name]: "99.0.0" } };
+      expect(buildCacheKey(bumped, "b", ["e1", "e2"]), name).not.toBe(key);
+    }
+    expect(buildCacheKey({ ...settings, onnxFormat: "other" }, "b", ["e1", "e2"])).not.toBe(key);
+    expect(buildCacheKey(settings, "b", ["e2", "e1"])).not.toBe(key);
+  });
+});
+
+describe("runSubmit plans before it builds", () => {
+  for (const [method, hyper, message] of BAD_HYPER) {
+    it(`${method} ${JSON.stringify(hyper)} fails before any build, naming the field; no cache/onnx-* folder`, async () => {
+      const dir = await mkdtemp(join(tmpdir(), "submit-plan-"));
+      const { config, out } = await makeTinySetup(dir);
+      const text = await readFile(config, "utf8");
+      const hyperYaml = Object.entries(hyper)
+        .map(([k, v]) => `    ${k}: ${JSON.stringify(v)}`)
+        .join("\n");
+      await writeFile(
+        config,
+        text.replace("  method: osm", `  method: ${method}\n  hyperparameters:\n${hyperYaml}`),
+      );
+      const run = runSubmit({ root: REPO, configFile: config, progress: false, log: () => {} });
+      await expect(run).rejects.toThrow(ConfigError);
+      await expect(
+        runSubmit({ root: REPO, configFile: config, progress: false, log: () => {} }),
+      ).rejects.toThrow(message);
+      const cache = join(dir, "out", "cache");
+      const builds = existsSync(cache)
+        ? (await readdir(cache)).filter((n) => n.startsWith("onnx-"))
+        : [];
+      expect(builds).toEqual([]);
+      expect(existsSync(out)).toBe(false);
+    });
+  }
+});

@@ -1,0 +1,50 @@
+/**
+ * The option values buildOnnxModel and MistralRunner accept, declared once: every check (here,
+ * in apps/submit's config schema, in docs) uses these lists instead of retyping them.
+ */
+
+/** Element type of the built model's weights and activations. */
+export const MODEL_DTYPES = ["fp32", "fp16"] as const;
+export type ModelDtype = (typeof MODEL_DTYPES)[number];
+export const DEFAULT_DTYPE: ModelDtype = "fp32";
+
+/** Weight-only block-wise quantization (onnxruntime MatMulNBits) of projections and lm_head. */
+export const WEIGHT_QUANTS = ["none", "int8", "int4"] as const;
+export type WeightQuant = (typeof WEIGHT_QUANTS)[number];
+export const DEFAULT_WEIGHT_QUANT: WeightQuant = "none";
+
+/** "fold": W + ΔW. "side-branch": low-rank deltas as y += x·Aᵀ·Bᵀ (dense ones are folded). */
+export const DELTA_MODES = ["fold", "side-branch"] as const;
+export type DeltaMode = (typeof DELTA_MODES)[number];
+export const DEFAULT_DELTA_MODE: DeltaMode = "fold";
+
+/** onnxruntime execution providers the runner can ask for ("cuda" falls back to "cpu"). */
+export const EXECUTION_PROVIDERS = ["cpu", "cuda"] as const;
+export type ExecutionProvider = (typeof EXECUTION_PROVIDERS)[number];
+export const DEFAULT_EXECUTION_PROVIDER: ExecutionProvider = "cpu";
+
+/** How a choice is tokenized for scoring (see `ChoiceTokenization`). */
+export const CHOICE_TOKENIZATIONS = ["separate", "joined"] as const;
+export type ChoiceTokenization = (typeof CHOICE_TOKENIZATIONS)[number];
+export const DEFAULT_CHOICE_TOKENIZATION: ChoiceTokenization = "separate";
+
+/** Block size along the input dimension for weightQuant: a power of two ≥ MIN_QUANT_BLOCK_SIZE. */
+export const DEFAULT_QUANT_BLOCK_SIZE = 128;
+export const MIN_QUANT_BLOCK_SIZE = 16;
+export const QUANT_BLOCK_SIZE_RULE = `a power of two ≥ ${MIN_QUANT_BLOCK_SIZE}`;
+
+/** Whether `n` is a valid quantBlockSize (QUANT_BLOCK_SIZE_RULE). */
+export function isValidQuantBlockSize(n: number): boolean {
+  return Number.isInteger(n) && n >= MIN_QUANT_BLOCK_SIZE && (n & (n - 1)) === 0;
+}
+
+/** Whether `value` is one of `options` (narrows its type). */
+export function isOneOf<T extends string>(options: readonly T[], value: unknown): value is T {
+  return typeof value === "string" && (options as readonly string[]).includes(value);
+}
+
+/** `"a", "b" or "c"` for error messages. */
+export function formatChoices(options: readonly string[]): string {
+  const q = options.map((o) => JSON.stringify(o));
+  return q.length <= 1 ? q.join("") : `${q.slice(0, -1).join(", ")} or ${q.at(-1)}`;
+}
