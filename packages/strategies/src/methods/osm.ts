@@ -170,7 +170,7 @@ export const osm = defineStrategy({
   name: "osm",
   resultKind: "lowrank",
   description:
-    "Overlap-normalised Spectral Merge (this project's default): exact SVD of the summed updates in factor space; the summed core is divided, on both sides, by the γ/2 power of a basis-free sharing operator T = E^(−1/2) S² E^(−1/2) (E = the experts' own energy, T's eigenvalues = how many experts share a direction, clamped to [1, N]), so shared directions are averaged and an expert's own directions are kept whole. Continuous, order-independent, low-rank result, no validation data.",
+    "Overlap-normalised Spectral Merge (this project's earlier method): exact SVD of the summed updates in factor space; the summed core is divided, on both sides, by the γ/2 power of a basis-free sharing operator T = E^(−1/2) S² E^(−1/2) (E = the experts' own energy, T's eigenvalues = how many experts share a direction, clamped to [1, N]), so shared directions are averaged and an expert's own directions are kept whole. Continuous, order-independent, low-rank result, no validation data.",
   reference:
     "This project (docs: packages/strategies/README.md). γ = 1 makes one expert merged with itself N times return itself and experts with orthogonal row and column spaces sum (task arithmetic, λ = 1).",
   params: {
