@@ -138,6 +138,35 @@ const NO_MODEL: ChoiceScorer & TextGenerator = {
 const NO_MODEL_MESSAGE =
   "internal error: the model was called after the budget ran out in the build";
 
+/** Storage errors an output write can hit, and how to say them. */
+const STORAGE_ERRORS: Record<string, string> = {
+  ENOSPC: "no space left on the device",
+  EDQUOT: "the disk quota is exceeded",
+  EIO: "an I/O error",
+  EROFS: "the file system is read-only",
+  EACCES: "permission denied",
+  EPERM: "operation not permitted",
+};
+
+/**
+ * Runs an atomic output write (temporary file, then rename); a storage failure becomes a clear
+ * error that names the file and says the previous version is unchanged (the rename never ran).
+ */
+async function writeOutput(file: string, write: () => Promise<void>): Promise<void> {
+  try {
+    await write();
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    const what = code === undefined ? undefined : STORAGE_ERRORS[code];
+    if (what === undefined) throw err;
+    throw new SubmitError(
+      `could not write ${file}: ${what} (${code}). Nothing was replaced: ${existsSync(file) ? "the previous file is unchanged" : "no file was there before"}; free space or pick another --out and run again`,
+      1,
+      { cause: err },
+    );
+  }
+}
+
 /** Checks the deadline before each module is merged. */
 function deadlineSource(source: DeltaSource, check: () => void): DeltaSource {
   return {
@@ -434,7 +463,7 @@ export async function runSubmit(opts: SubmitOptions): Promise<SubmitOutcome> {
       const metrics: TaskMetrics[] = [];
       for (const [i, job] of jobs.entries()) {
         const res = results[i]!;
-        await writePredictionsCsv(job.out, res.predictions);
+        await writeOutput(job.out, () => writePredictionsCsv(job.out, res.predictions));
         report.outputs.push({
           data: job.dataset.file,
           out: job.out,
@@ -457,7 +486,10 @@ export async function runSubmit(opts: SubmitOptions): Promise<SubmitOutcome> {
       }
       if (metrics.length > 0) {
         report.metrics = metrics;
-        await writeFileAtomic(join(outDir, "metrics.md"), metricsMarkdown({ tasks: metrics }));
+        const metricsFile = join(outDir, "metrics.md");
+        await writeOutput(metricsFile, () =>
+          writeFileAtomic(metricsFile, metricsMarkdown({ tasks: metrics })),
+        );
       }
     });
 
@@ -518,7 +550,10 @@ async function finish(
   report.totalSeconds = (performance.now() - startedAt) / 1000;
   report.exitCode = exitCode;
   report.message = message;
-  await writeFileAtomic(join(outDir, "report.json"), `${JSON.stringify(report, null, 2)}\n`);
+  const reportFile = join(outDir, "report.json");
+  await writeOutput(reportFile, () =>
+    writeFileAtomic(reportFile, `${JSON.stringify(report, null, 2)}\n`),
+  );
   log("");
   log(formatPhaseTable(timer.phases));
   log(
