@@ -225,11 +225,11 @@ export async function runSubmit(opts: SubmitOptions): Promise<SubmitOutcome> {
             jobs.push({ dataset, out: job.out, labelled: job.labelled });
           }
         }
-        const baseSource = await resolveModelSource(root, config.base, "base", config.hub);
+        const baseSource = await resolveModelSource(root, config.base, "base", config.hub, log);
         const expertSpecs = await expandExpertSpecs(root, config.experts);
         const expertSources: ModelSource[] = [];
         for (const spec of expertSpecs) {
-          expertSources.push(await resolveModelSource(root, spec, "expert", config.hub));
+          expertSources.push(await resolveModelSource(root, spec, "expert", config.hub, log));
         }
         const w = config.strategy.expertWeights;
         if (w !== undefined && w.length !== expertSources.length) {

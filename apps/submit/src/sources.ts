@@ -80,13 +80,15 @@ export async function expandExpertSpecs(root: string, specs: readonly string[]):
 
 /**
  * Finds a base model or adapter: a local folder (relative to the workspace root) or a Hub
- * `owner/name@revision` fetched into the Hub cache through @merge/tensor-io.
+ * `owner/name@revision` fetched into the Hub cache through @merge/tensor-io. `onWarning` gets the
+ * Hub warnings (the Hub could not be reached and the cache was used; an unreadable token file).
  */
 export async function resolveModelSource(
   root: string,
   spec: string,
   role: "base" | "expert",
   hub: { offline?: boolean; cacheDir?: string },
+  onWarning: (message: string) => void = (m) => process.stderr.write(`${m}\n`),
 ): Promise<ModelSource> {
   const required = role === "base" ? ["config.json"] : ADAPTER_FILES;
   let parsed: SourceSpec;
@@ -117,6 +119,7 @@ export async function resolveModelSource(
   try {
     resolved = await resolveSource(spec, {
       files: role === "base" ? BASE_FILES : ADAPTER_FILES,
+      onWarning: (m) => onWarning(`warning: ${role} "${spec}": ${m.replace(/^warning:\s*/, "")}`),
       ...(hub.offline !== undefined ? { offline: hub.offline } : {}),
       ...(hub.cacheDir !== undefined ? { cacheDir: resolveFrom(root, hub.cacheDir) } : {}),
     });

@@ -1,4 +1,8 @@
+import { spawnSync } from "node:child_process";
 import { mkdir, readdir, readFile, readlink, symlink, writeFile } from "node:fs/promises";
+import { createServer } from "node:net";
+import type { AddressInfo } from "node:net";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { inspect } from "node:util";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
@@ -44,12 +48,16 @@ const ENV_KEYS = [
   "HF_HOME",
   "HUGGINGFACE_HUB_CACHE",
   "HF_TOKEN",
+  "HF_TOKEN_PATH",
   "HF_ENDPOINT",
+  "XDG_CACHE_HOME",
 ];
 let savedEnv: Record<string, string | undefined>;
 beforeEach(() => {
   savedEnv = Object.fromEntries(ENV_KEYS.map((k) => [k, process.env[k]]));
   for (const k of ENV_KEYS) delete process.env[k];
+  // Never read the real ~/.cache/huggingface/token: tests that want a token file set HF_HOME.
+  process.env.HF_HOME = join(tmpdir(), "tensor-io-test-no-hf-home");
 });
 afterEach(() => {
   for (const [k, v] of Object.entries(savedEnv)) {
@@ -536,5 +544,332 @@ describe("Hub error bodies that echo credentials are redacted in every SourceErr
       ]),
     ).toBe("Authorization: Bearer [redacted] and [redacted], also [redacted]");
     expect(redactSecrets("no secrets here", [])).toBe("no secrets here");
+  });
+});
+
+const HAS_MKFIFO =
+  process.platform !== "win32" && spawnSync("mkfifo", ["--help"]).error === undefined;
+
+describe("Hub access like huggingface_hub: token file, cache fallback, login hints", () => {
+  const HUB = { hubUrl: "https://hub.test" };
+
+  /** A fetch that fails the way Node's fetch does when nothing answers; counts its calls. */
+  function deadNetwork(kind: "dns" | "refused" | "timeout", leak = "") {
+    const fetchImpl: typeof fetch & { calls: number } = Object.assign(
+      async (): Promise<Response> => {
+        fetchImpl.calls++;
+        if (kind === "timeout") {
+          throw new DOMException(
+            `The operation was aborted due to timeout ${leak}`,
+            "TimeoutError",
+          );
+        }
+        const [code, message] =
+          kind === "dns"
+            ? ["ENOTFOUND", `getaddrinfo ENOTFOUND hub.test ${leak}`]
+            : ["ECONNREFUSED", `connect ECONNREFUSED 127.0.0.1:443 ${leak}`];
+        throw new TypeError("fetch failed", { cause: Object.assign(new Error(message), { code }) });
+      },
+      { calls: 0 },
+    );
+    return fetchImpl;
+  }
+
+  /** A Hub that answers every request with `status` (and a JSON error body). */
+  function answering(status: number): typeof fetch {
+    return async () =>
+      new Response(JSON.stringify({ error: `status ${status} from the Hub` }), {
+        status,
+        headers: { "content-type": "application/json" },
+      });
+  }
+
+  function collect(): { warnings: string[]; onWarning: (m: string) => void } {
+    const warnings: string[] = [];
+    return { warnings, onWarning: (m) => warnings.push(m) };
+  }
+
+  it("sends the token file $HF_HOME/token (trimmed) and never shows it in an error", async () => {
+    await withTempDir(async (home) => {
+      const token = "hf_fromTheTokenFile0123456789";
+      process.env.HF_HOME = home;
+      await writeFile(join(home, "token"), `  ${token}\n`);
+      const hub = fakeHub(FILES, { token }); // 401 unless "Authorization: Bearer <token>"
+      const resolved = await resolveSource("acme/tiny-model@main", {
+        cacheDir: join(home, "hub"),
+        fetch: hub.fetch,
+        ...HUB,
+        files: ["config.json"],
+      });
+      expect(resolved.commit).toBe(SHA);
+      expect(hub.calls.length).toBeGreaterThan(0);
+
+      // A Hub that refuses the token (and echoes it): the error names the file, not the value.
+      const refusing = fakeHub(FILES, { token: "hf_someOtherToken000000" });
+      const echo: typeof fetch = async (input, init) => {
+        const response = await refusing.fetch(input, init);
+        if (response.status !== 401) return response;
+        const auth = new Headers(init?.headers).get("authorization");
+        return new Response(JSON.stringify({ error: `bad token ${auth} ${token}` }), {
+          status: 401,
+          headers: { "content-type": "application/json" },
+        });
+      };
+      const error = await sourceError(
+        resolveSource("acme/tiny-model@main", { cacheDir: join(home, "hub"), fetch: echo, ...HUB }),
+      );
+      expect(error.message).toContain(`the token from ${join(home, "token")} was refused`);
+      expect(error.message).toContain("hf auth login");
+      const everything = `${error.message} ${error.stack} ${inspect(error, { depth: 10 })}`;
+      expect(everything).not.toContain(token);
+    });
+  });
+
+  it("HF_TOKEN_PATH names the token file instead of $HF_HOME/token", async () => {
+    await withTempDir(async (home) => {
+      process.env.HF_HOME = home;
+      await writeFile(join(home, "token"), "hf_notThisOne000000000");
+      process.env.HF_TOKEN_PATH = join(home, "elsewhere-token");
+      await writeFile(process.env.HF_TOKEN_PATH, "hf_thisOneFromTokenPath00\n");
+      const hub = fakeHub(FILES, { token: "hf_thisOneFromTokenPath00" });
+      await expect(
+        resolveSource("acme/tiny-model@main", {
+          cacheDir: join(home, "hub"),
+          fetch: hub.fetch,
+          ...HUB,
+          files: ["config.json"],
+        }),
+      ).resolves.toMatchObject({ commit: SHA });
+    });
+  });
+
+  it("HF_TOKEN wins over the token file, and the token option over both", async () => {
+    await withTempDir(async (home) => {
+      process.env.HF_HOME = home;
+      await writeFile(join(home, "token"), "hf_fileTokenLoses000000");
+      process.env.HF_TOKEN = "hf_envTokenWins00000000";
+      const opts = { cacheDir: join(home, "hub"), ...HUB, files: ["config.json"] };
+      await expect(
+        resolveSource("acme/tiny-model@main", {
+          ...opts,
+          fetch: fakeHub(FILES, { token: "hf_envTokenWins00000000" }).fetch,
+        }),
+      ).resolves.toMatchObject({ commit: SHA });
+      await expect(
+        resolveSource("acme/tiny-model@main", {
+          ...opts,
+          token: "hf_optionTokenWins00000",
+          fetch: fakeHub(FILES, { token: "hf_optionTokenWins00000" }).fetch,
+        }),
+      ).resolves.toMatchObject({ commit: SHA });
+      // token: false sends nothing at all.
+      let sawAuth = false;
+      const anon = fakeHub(FILES);
+      await resolveSource("acme/tiny-model@main", {
+        ...opts,
+        token: false,
+        fetch: async (input, init) => {
+          if (new Headers(init?.headers).has("authorization")) sawAuth = true;
+          return anon.fetch(input, init);
+        },
+      });
+      expect(sawAuth).toBe(false);
+    });
+  });
+
+  it.each(["folder", "fifo"] as const)(
+    "a token file that cannot be read (%s) is skipped with a warning, never blocking",
+    async (kind) => {
+      if (kind === "fifo" && !HAS_MKFIFO) return;
+      await withTempDir(async (home) => {
+        process.env.HF_HOME = home;
+        const path = join(home, "token");
+        if (kind === "folder") await mkdir(path);
+        else expect(spawnSync("mkfifo", [path]).status).toBe(0);
+        const { warnings, onWarning } = collect();
+        await expect(
+          resolveSource("acme/tiny-model@main", {
+            cacheDir: join(home, "hub"),
+            fetch: fakeHub(FILES).fetch,
+            ...HUB,
+            files: ["config.json"],
+            onWarning,
+          }),
+        ).resolves.toMatchObject({ commit: SHA });
+        expect(warnings).toEqual([
+          expect.stringContaining(`ignoring the Hub token file ${path}: it cannot be read`),
+        ]);
+      });
+    },
+  );
+
+  it.each(["dns", "refused", "timeout"] as const)(
+    "no network (%s), HF_HUB_OFFLINE unset: falls back to the cached snapshot with a warning",
+    async (kind) => {
+      await withTempDir(async (home) => {
+        process.env.HF_HOME = home;
+        const token = "hf_neverInAWarning0000000";
+        await writeFile(join(home, "token"), token);
+        const snapshot = await layOutCache(join(home, "hub"), FILES);
+        const { warnings, onWarning } = collect();
+        const net = deadNetwork(kind, `Bearer ${token}`);
+        const resolved = await resolveSource("acme/tiny-model@main", {
+          fetch: net,
+          ...HUB,
+          files: ["config.json"],
+          onWarning,
+        });
+        expect(resolved).toEqual({
+          dir: snapshot,
+          kind: "hub",
+          repo: "acme/tiny-model",
+          revision: "main",
+          commit: SHA,
+        });
+        expect(net.calls).toBeGreaterThan(0);
+        expect(warnings).toHaveLength(1);
+        expect(warnings[0]).toMatch(
+          /the Hub could not be reached for acme\/tiny-model@main .*using the cached snapshot/,
+        );
+        expect(warnings[0]).toContain(snapshot);
+        expect(warnings[0]).not.toContain(token);
+        // A commit hash needs no ref.
+        await expect(
+          resolveSource(`acme/tiny-model@${SHA}`, { fetch: net, ...HUB, onWarning }),
+        ).resolves.toMatchObject({ dir: snapshot });
+      });
+    },
+  );
+
+  it("Node's own fetch to a closed port (connection refused) falls back too", async () => {
+    // A port that was just free: nothing listens there, so connect() is refused.
+    const server = createServer();
+    await new Promise<void>((done) => server.listen(0, "127.0.0.1", done));
+    const { port } = server.address() as AddressInfo;
+    await new Promise((done) => server.close(done));
+    await withTempDir(async (cacheDir) => {
+      const snapshot = await layOutCache(cacheDir, FILES);
+      const { warnings, onWarning } = collect();
+      const resolved = await resolveSource("acme/tiny-model@main", {
+        cacheDir,
+        hubUrl: `http://127.0.0.1:${port}`,
+        onWarning,
+      });
+      expect(resolved.dir).toBe(snapshot);
+      expect(warnings[0]).toMatch(/ECONNREFUSED.*using the cached snapshot/);
+    });
+  });
+
+  it("a Hub that answers 503 also falls back to the cache", async () => {
+    await withTempDir(async (cacheDir) => {
+      const snapshot = await layOutCache(cacheDir, FILES);
+      const { warnings, onWarning } = collect();
+      const resolved = await resolveSource("acme/tiny-model@main", {
+        cacheDir,
+        fetch: answering(503),
+        ...HUB,
+        onWarning,
+      });
+      expect(resolved.dir).toBe(snapshot);
+      expect(warnings[0]).toMatch(/HTTP 503.*using the cached snapshot/);
+    });
+  });
+
+  it("no network and nothing cached: the error says the Hub was not reached and the cache has no copy", async () => {
+    await withTempDir(async (cacheDir) => {
+      const { warnings, onWarning } = collect();
+      const error = await sourceError(
+        resolveSource("acme/tiny-model@main", {
+          cacheDir,
+          fetch: deadNetwork("dns"),
+          ...HUB,
+          onWarning,
+        }),
+      );
+      expect(error.message).toMatch(
+        /the Hub could not be reached for acme\/tiny-model@main \(getaddrinfo ENOTFOUND hub\.test.*\) and the Hub cache has no copy of that revision/,
+      );
+      expect(warnings).toEqual([]);
+      // Another revision of a cached repo, a commit hash with no snapshot, a missing file.
+      await layOutCache(cacheDir, FILES);
+      const dev = await sourceError(
+        resolveSource("acme/tiny-model@dev", { cacheDir, fetch: deadNetwork("refused"), ...HUB }),
+      );
+      expect(dev.message).toMatch(
+        /could not be reached .*no copy of that revision \(no refs\/dev\)/,
+      );
+      const sha = await sourceError(
+        resolveSource(`acme/tiny-model@${OTHER_SHA}`, {
+          cacheDir,
+          fetch: deadNetwork("refused"),
+          ...HUB,
+        }),
+      );
+      expect(sha.message).toMatch(/could not be reached .*no copy of that revision/);
+      const file = await sourceError(
+        resolveSource("acme/tiny-model@main", {
+          cacheDir,
+          fetch: deadNetwork("timeout"),
+          ...HUB,
+          files: ["generation_config.json"],
+        }),
+      );
+      expect(file.message).toMatch(
+        /could not be reached .*the cache lacks "generation_config\.json"/,
+      );
+    });
+  });
+
+  it.each([401, 403])(
+    "HTTP %i: no cache fallback; the message names the repo, its page and how to log in",
+    async (status) => {
+      await withTempDir(async (cacheDir) => {
+        await layOutCache(cacheDir, FILES); // cached, but an answer from the Hub is not an outage
+        const { warnings, onWarning } = collect();
+        const error = await sourceError(
+          resolveSource("acme/tiny-model@main", {
+            cacheDir,
+            fetch: answering(status),
+            ...HUB,
+            onWarning,
+          }),
+        );
+        expect(error.message).toContain(`acme/tiny-model is gated or private`);
+        expect(error.message).toContain(`HTTP ${status}; no token was sent`);
+        expect(error.message).toContain(
+          "accept the model's terms on its Hub page https://hub.test/acme/tiny-model",
+        );
+        expect(error.message).toMatch(/log in with `hf auth login` or set HF_TOKEN/);
+        expect(warnings).toEqual([]);
+      });
+    },
+  );
+
+  it("HTTP 404 is reported as is: no fallback, no login hint", async () => {
+    await withTempDir(async (cacheDir) => {
+      await layOutCache(cacheDir, FILES);
+      const error = await sourceError(
+        resolveSource("acme/tiny-model@main", { cacheDir, fetch: answering(404), ...HUB }),
+      );
+      expect(error.message).toMatch(/looking up the revision failed for acme\/tiny-model@main/);
+      expect(error.message).not.toContain("hf auth login");
+    });
+  });
+});
+
+describe("tokenFilePath follows huggingface_hub", () => {
+  it("HF_TOKEN_PATH, else $HF_HOME/token, else $XDG_CACHE_HOME/huggingface/token", async () => {
+    const { tokenFilePath } = await import("../src/sources/hub-auth.js");
+    const { homedir } = await import("node:os");
+    process.env.HF_HOME = "/h";
+    expect(tokenFilePath()).toBe(join("/h", "token"));
+    process.env.HF_TOKEN_PATH = "~/t";
+    expect(tokenFilePath()).toBe(join(homedir(), "t"));
+    delete process.env.HF_TOKEN_PATH;
+    delete process.env.HF_HOME;
+    process.env.XDG_CACHE_HOME = "/x";
+    expect(tokenFilePath()).toBe(join("/x", "huggingface", "token"));
+    delete process.env.XDG_CACHE_HOME;
+    expect(tokenFilePath()).toBe(join(homedir(), ".cache", "huggingface", "token"));
   });
 });

@@ -1,8 +1,9 @@
 /**
  * resolveSource: turns "./folder" or "owner/name@revision" into a local folder. Hub repos are
  * fetched with @huggingface/hub into the Python-compatible cache (see hub-cache.ts); with
- * HF_HUB_OFFLINE=1 only the cache is used. The token is passed to the library and never put
- * into a message.
+ * HF_HUB_OFFLINE=1 only the cache is used, and when the Hub cannot be reached the cached
+ * snapshot stands in, with a warning (as in huggingface_hub). The token (hub-auth.ts) is passed
+ * to the library and never put into a message.
  */
 import { isAbsolute, join } from "node:path";
 import { downloadFileToCacheDir, type ListFileEntry, listFiles, modelInfo } from "@huggingface/hub";
@@ -19,6 +20,8 @@ import {
   repoFolder,
   snapshotFolder,
 } from "./hub-cache.js";
+import { findHubToken, type HubToken } from "./hub-auth.js";
+import { authHint, networkFailure } from "./hub-errors.js";
 import { fileMatcher, isGlob } from "./patterns.js";
 import { redactedCause, redactSecrets } from "./redact.js";
 import { type ProgressEvent, withProgress } from "./progress.js";
@@ -39,9 +42,17 @@ export interface ResolveSourceOptions {
   cacheDir?: string;
   /** Default: HF_HUB_OFFLINE is "1"/"true"/"yes"/"on". */
   offline?: boolean;
-  /** Default: HF_TOKEN. Never printed. */
-  token?: string;
+  /**
+   * Default: HF_TOKEN, else the file `hf auth login` writes (HF_TOKEN_PATH, else $HF_HOME/token).
+   * `false`: send no token. Never printed.
+   */
+  token?: string | false;
   onProgress?: (e: ProgressEvent) => void;
+  /**
+   * Warnings, one line each (default: console.warn): the Hub could not be reached and the cache
+   * was used, or the token file could not be read.
+   */
+  onWarning?: (message: string) => void;
   /** Hub endpoint (default HF_ENDPOINT, else https://huggingface.co). */
   hubUrl?: string;
   /** Custom fetch (proxies, tests). */
@@ -61,7 +72,32 @@ export async function resolveSource(
   const cacheDir = options.cacheDir ?? defaultCacheDir();
   const offline = options.offline ?? envFlag("HF_HUB_OFFLINE");
   const hub = { repo: parsed.repo, revision: parsed.revision, cacheDir };
-  return offline ? resolveOffline(hub, options.files) : resolveOnline(hub, options);
+  if (offline) return resolveCached(hub, options.files, { offline: true });
+  const warn = options.onWarning ?? ((m: string) => console.warn(m));
+  try {
+    return await resolveOnline(hub, options, warn);
+  } catch (error) {
+    if (!(error instanceof HubUnreachable)) throw error;
+    // No answer from the Hub (DNS, refused, timeout...): use the cache, like huggingface_hub.
+    const cached = await resolveCached(hub, options.files, { unreachable: error });
+    warn(
+      `warning: the Hub could not be reached for ${hub.repo}@${hub.revision} (${error.reason}); ` +
+        `using the cached snapshot ${cached.dir} (commit ${cached.commit}). ` +
+        "Set HF_HUB_OFFLINE=1 to skip the network.",
+    );
+    return cached;
+  }
+}
+
+/** Raised by hubCall when a request got no answer; resolveSource then falls back to the cache. */
+class HubUnreachable extends Error {
+  /** Why, already redacted ("getaddrinfo ENOTFOUND huggingface.co"). */
+  readonly reason: string;
+  constructor(reason: string, options: { cause: unknown }) {
+    super(`the Hub could not be reached (${reason})`, options);
+    this.name = "HubUnreachable";
+    this.reason = reason;
+  }
 }
 
 async function resolveLocal(dir: string, files: string[] | undefined): Promise<ResolvedSource> {
@@ -99,29 +135,48 @@ interface HubTarget {
   cacheDir: string;
 }
 
-async function resolveOffline(
+/** Why only the cache is used: HF_HUB_OFFLINE, or the Hub gave no answer. */
+type CacheOnly = { offline: true } | { unreachable: HubUnreachable };
+
+async function resolveCached(
   { repo, revision, cacheDir }: HubTarget,
   files: string[] | undefined,
+  why: CacheOnly,
 ): Promise<ResolvedSource> {
   const at = `${repo}@${revision}`;
+  const unreachable = "unreachable" in why ? why.unreachable : undefined;
+  // Offline messages start "HF_HUB_OFFLINE=1 and ..."; fallback ones say the Hub was not reached.
+  const lead =
+    unreachable === undefined
+      ? "HF_HUB_OFFLINE=1 and"
+      : `the Hub could not be reached for ${at} (${unreachable.reason}) and`;
+  const cause = unreachable === undefined ? {} : { cause: unreachable };
   const commit = await cachedCommit(cacheDir, repo, revision);
   if (commit === undefined) {
     throw new SourceError(
-      `HF_HUB_OFFLINE=1 and ${at} is not in the Hub cache (no ${join("refs", revision)}); ` +
-        "download it once online, or name a cached commit hash as the revision",
+      unreachable === undefined
+        ? `${lead} ${at} is not in the Hub cache (no ${join("refs", revision)}); ` +
+            "download it once online, or name a cached commit hash as the revision"
+        : `${lead} the Hub cache has no copy of that revision (no ${join("refs", revision)}); ` +
+            "check the network or proxy and run again, or name a cached commit hash as the revision",
       repoFolder(cacheDir, repo),
+      undefined,
+      cause,
     );
   }
   const dir = snapshotFolder(cacheDir, repo, commit);
   let present: string[];
   try {
     present = await listSnapshotFiles(dir);
-  } catch (cause) {
+  } catch (error) {
     throw new SourceError(
-      `HF_HUB_OFFLINE=1 and ${at} (commit ${commit}) has no cached snapshot`,
+      unreachable === undefined
+        ? `${lead} ${at} (commit ${commit}) has no cached snapshot`
+        : `${lead} the Hub cache has no copy of that revision (no snapshot of commit ${commit}); ` +
+            "check the network or proxy and run again",
       dir,
       undefined,
-      { cause },
+      { cause: unreachable ?? error },
     );
   }
   checkRequested(
@@ -129,28 +184,41 @@ async function resolveOffline(
     present,
     (file) =>
       new SourceError(
-        `HF_HUB_OFFLINE=1 and ${isGlob(file) ? "no cached file matches" : "the cache lacks"} ${JSON.stringify(file)} of ${at} (commit ${commit})`,
+        `${lead} ${isGlob(file) ? "no cached file matches" : "the cache lacks"} ${JSON.stringify(file)} of ${at} (commit ${commit})`,
         join(dir, file),
+        undefined,
+        cause,
       ),
   );
   return { dir, kind: "hub", repo, revision, commit };
 }
 
-async function hubCall<T>(
-  what: string,
-  target: HubTarget,
-  token: string | undefined,
-  call: () => Promise<T>,
-): Promise<T> {
+interface HubSession {
+  target: HubTarget;
+  token: HubToken | undefined;
+  hubUrl: string | undefined;
+}
+
+async function hubCall<T>(what: string, session: HubSession, call: () => Promise<T>): Promise<T> {
+  const { target, token } = session;
   try {
     return await call();
   } catch (cause) {
     // A Hub or proxy error body can echo the Authorization header and the library copies the
     // body into its error: redact the message, and keep a redacted copy as the cause.
-    const secrets = [token];
+    const secrets = [token?.value];
+    const unreachable = networkFailure(cause);
+    if (unreachable !== undefined) {
+      throw new HubUnreachable(redactSecrets(unreachable, secrets), {
+        cause: redactedCause(cause, secrets),
+      });
+    }
+    const hint = authHint(cause, target.repo, session.hubUrl, token);
     throw new SourceError(
       redactSecrets(
-        `${what} failed for ${target.repo}@${target.revision}: ${(cause as Error).message}`,
+        hint === undefined
+          ? `${what} failed for ${target.repo}@${target.revision}: ${(cause as Error).message}`
+          : `${what} failed for ${target.repo}@${target.revision}: ${(cause as Error).message.replace(/[.\s]+$/, "")}. ${hint}`,
         secrets,
       ),
       repoFolder(target.cacheDir, target.repo),
@@ -163,20 +231,21 @@ async function hubCall<T>(
 async function resolveOnline(
   target: HubTarget,
   options: ResolveSourceOptions,
+  warn: (message: string) => void,
 ): Promise<ResolvedSource> {
   const { repo, revision, cacheDir } = target;
-  const token = options.token ?? process.env.HF_TOKEN;
+  const token = await findHubToken(options.token, warn);
+  const hubUrl = options.hubUrl || process.env.HF_ENDPOINT || undefined;
+  const session: HubSession = { target, token, hubUrl };
   const credentials = {
-    ...(token ? { accessToken: token } : {}),
-    ...((options.hubUrl ?? process.env.HF_ENDPOINT)
-      ? { hubUrl: options.hubUrl ?? process.env.HF_ENDPOINT }
-      : {}),
+    ...(token ? { accessToken: token.value } : {}),
+    ...(hubUrl ? { hubUrl } : {}),
     ...(options.fetch ? { fetch: options.fetch } : {}),
   };
 
   let commit = revision;
   if (!COMMIT_HASH.test(revision)) {
-    const info = await hubCall("looking up the revision", target, token, () =>
+    const info = await hubCall("looking up the revision", session, () =>
       modelInfo({ name: repo, revision, additionalFields: ["sha"], ...credentials }),
     );
     commit = (info as { sha?: string }).sha ?? "";
@@ -202,7 +271,7 @@ async function resolveOnline(
   }
 
   const entries: ListFileEntry[] = [];
-  await hubCall("listing files", target, token, async () => {
+  await hubCall("listing files", session, async () => {
     for await (const entry of listFiles({
       repo,
       revision: commit,
@@ -244,7 +313,7 @@ async function resolveOnline(
         ? undefined
         : join(repoFolder(cacheDir, repo), "blobs", `${etag}.incomplete`);
     await withProgress(entry.path, entry.size, partial, options.onProgress, () =>
-      hubCall(`downloading ${entry.path}`, target, token, () =>
+      hubCall(`downloading ${entry.path}`, session, () =>
         downloadFileToCacheDir({
           repo,
           path: entry.path,
