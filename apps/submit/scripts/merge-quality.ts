@@ -94,7 +94,7 @@ const rowsByMethod = new Map<string, string>();
 }
 for (const method of methods) {
   const out = join(WORK, method);
-  // A fresh folder each time: the build cache lives under it, and a cache hit would hide the merge time.
+  // A fresh folder each time, with the build cache inside (see LORA_MERGE_CACHE below).
   rmSync(out, { recursive: true, force: true });
   mkdirSync(out, { recursive: true });
   process.stderr.write(`merge-quality: ${method} ...\n`);
@@ -112,7 +112,12 @@ for (const method of methods) {
     ...SETS.map((s) => join(EVAL, s.csv)),
   ];
   try {
-    execFileSync(process.execPath, args, { cwd: ROOT, stdio: ["ignore", "ignore", "pipe"] });
+    execFileSync(process.execPath, args, {
+      cwd: ROOT,
+      stdio: ["ignore", "ignore", "pipe"],
+      // A build cache of its own: a hit would hide the merge time.
+      env: { ...process.env, LORA_MERGE_CACHE: join(out, "cache") },
+    });
   } catch (err) {
     process.stderr.write(String((err as { stderr?: Buffer }).stderr ?? err));
     throw new Error(`merge-quality: the CLI failed for method ${method}`);

@@ -14,6 +14,7 @@ const EXPORTS: Record<ResultKind, string> = {
 import { Command, InvalidArgumentError } from "commander";
 import { SubmitError } from "./errors.js";
 import { runSubmit } from "./pipeline.js";
+import { parseHyperFlags } from "./plan.js";
 import { findWorkspaceRoot } from "./workspace.js";
 
 // The budget counts from process start: performance.now() is measured from the process's time
@@ -38,6 +39,10 @@ function program(): Command {
     .option(
       "-m, --method <name>",
       `merge method from @merge/strategies (default: the config's, else ${DEFAULT_STRATEGY})`,
+    )
+    .option(
+      "--hyper <key=value...>",
+      "set a hyperparameter of the method, e.g. --hyper density=0.5 (repeatable; checked before any work)",
     )
     .option("--data <file>", "competition CSV to answer (default: the config's, data/test.csv)")
     .option("--out <file>", "predictions CSV to write (default: the config's, output/test.csv)")
@@ -74,6 +79,7 @@ async function main(argv: string[]): Promise<number> {
   const o = cmd.opts<{
     config?: string;
     method?: string;
+    hyper?: string[];
     data?: string;
     out?: string;
     budget?: number;
@@ -97,6 +103,7 @@ async function main(argv: string[]): Promise<number> {
     root: findWorkspaceRoot(),
     ...(o.config !== undefined ? { configFile: o.config } : {}),
     ...(o.method !== undefined ? { method: o.method } : {}),
+    ...(o.hyper !== undefined ? { hyper: parseHyperFlags(o.hyper) } : {}),
     ...(o.data !== undefined ? { data: o.data } : {}),
     ...(o.out !== undefined ? { out: o.out } : {}),
     ...(o.budget !== undefined ? { budgetSeconds: o.budget } : {}),

@@ -87,7 +87,8 @@ const RUNTIME_SCHEMA = z.strictObject(
     }),
     stop: list(text(stringList), stringList).optional(),
     cacheDir: text().optional().meta({
-      description: "Where built ONNX models are cached (default: <out dir>/cache).",
+      description:
+        "Where built ONNX models are cached (default: $LORA_MERGE_CACHE, else $XDG_CACHE_HOME/lora-merge/onnx, else ~/.cache/lora-merge/onnx; one cache per user, so a new --out reuses builds).",
     }),
   },
   mapping,

@@ -46,6 +46,8 @@ export interface SubmitOptions {
   /** Config file; default configs/embedded.yaml under the root, else the built-in default. */
   configFile?: string;
   method?: string;
+  /** Hyperparameter overrides (`--hyper KEY=VALUE`), checked against the method by the plan. */
+  hyper?: Record<string, unknown>;
   data?: string;
   out?: string;
   budgetSeconds?: number;
@@ -190,6 +192,7 @@ export async function runSubmit(opts: SubmitOptions): Promise<SubmitOutcome> {
     root,
     configFile: loaded.file,
     ...(opts.method !== undefined ? { method: opts.method } : {}),
+    ...(opts.hyper !== undefined ? { hyper: opts.hyper } : {}),
     ...(opts.data !== undefined ? { data: opts.data } : {}),
     ...(opts.out !== undefined ? { out: opts.out } : {}),
     ...(opts.budgetSeconds !== undefined ? { budgetSeconds: opts.budgetSeconds } : {}),

@@ -1,3 +1,4 @@
+import { homedir } from "node:os";
 import { readFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -65,6 +66,8 @@ export interface RunFlags {
   /** The config file the config came from (null = the built-in default), for messages. */
   configFile: string | null;
   method?: string;
+  /** `--hyper KEY=VALUE` overrides of the method's hyperparameters (after any --method). */
+  hyper?: Record<string, unknown>;
   data?: string;
   out?: string;
   budgetSeconds?: number;
@@ -151,6 +154,9 @@ export function planRun(config: SubmitConfig, flags: RunFlags): RunPlan {
     if (flags.method !== c.strategy.method) c.strategy.hyperparameters = {};
     c.strategy.method = flags.method;
   }
+  if (flags.hyper !== undefined) {
+    c.strategy.hyperparameters = { ...c.strategy.hyperparameters, ...flags.hyper };
+  }
   if (flags.data !== undefined) c.data = flags.data;
   if (flags.out !== undefined) c.out = flags.out;
   if (flags.budgetSeconds !== undefined) {
@@ -199,7 +205,7 @@ export function planRun(config: SubmitConfig, flags: RunFlags): RunPlan {
       flags.saveAdapter === undefined ? null : resolveFrom(flags.root, flags.saveAdapter),
     outPath,
     outDir,
-    cacheRoot: resolveFrom(flags.root, c.runtime.cacheDir ?? join(outDir, "cache")),
+    cacheRoot: resolveFrom(flags.root, c.runtime.cacheDir ?? defaultCacheDir()),
     outputs,
     withData,
     keySettings: {
@@ -214,4 +220,42 @@ export function planRun(config: SubmitConfig, flags: RunFlags): RunPlan {
       weightQuant: c.runtime.weightQuant,
     },
   };
+}
+
+/**
+ * Where ONNX builds are cached when the config names no runtime.cacheDir: one folder per user
+ * ($LORA_MERGE_CACHE, else $XDG_CACHE_HOME/lora-merge, else ~/.cache/lora-merge), not under the
+ * output folder, so a new --out reuses earlier builds. The key carries the code versions, so a
+ * shared cache never serves a build of other code.
+ */
+export function defaultCacheDir(env: NodeJS.ProcessEnv = process.env): string {
+  if (env.LORA_MERGE_CACHE) return env.LORA_MERGE_CACHE;
+  const base = env.XDG_CACHE_HOME || join(homedir(), ".cache");
+  return join(base, "lora-merge", "onnx");
+}
+
+/**
+ * Parses repeated `--hyper KEY=VALUE` flags: VALUE as JSON when it parses (numbers, booleans,
+ * quoted strings), else as a plain string; the plan then checks them against the method.
+ */
+export function parseHyperFlags(items: readonly string[]): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const item of items) {
+    const eq = item.indexOf("=");
+    if (eq <= 0) {
+      throw new SubmitError(
+        `--hyper ${JSON.stringify(item)}: expected KEY=VALUE, e.g. --hyper density=0.5`,
+      );
+    }
+    const key = item.slice(0, eq).trim();
+    const raw = item.slice(eq + 1).trim();
+    let value: unknown = raw;
+    try {
+      value = JSON.parse(raw);
+    } catch {
+      // not JSON: a plain string such as --hyper method=ties
+    }
+    out[key] = value;
+  }
+  return out;
 }

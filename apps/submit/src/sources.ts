@@ -1,6 +1,6 @@
-import { existsSync, statSync } from "node:fs";
+import { existsSync, readdirSync, statSync } from "node:fs";
 import { readdir, stat } from "node:fs/promises";
-import { join, relative } from "node:path";
+import { basename, dirname, join, relative } from "node:path";
 import { parseSourceSpec, resolveSource, type SourceSpec } from "@merge/tensor-io";
 import { SubmitError } from "./errors.js";
 import { resolveFrom } from "./workspace.js";
@@ -34,10 +34,54 @@ export const BASE_FILES = [
 ];
 export const ADAPTER_FILES = ["adapter_config.json", "adapter_model.safetensors"];
 
-function zooHint(spec: string): string {
-  return spec.replace(/\\/g, "/").startsWith("data/zoo")
-    ? " The embedded default model (data/zoo) is missing or incomplete: restore it from the repository (git checkout / git lfs pull), or pass --config configs/mistral-7b.yaml or a config of your own."
-    : "";
+/**
+ * A hint for a path that does not resolve: the closest existing sibling names ("did you mean"),
+ * and the embedded zoo's restore hint only when the zoo itself is incomplete (a typo in a
+ * data/zoo path is a typo, not a missing zoo).
+ */
+function pathHint(root: string, spec: string): string {
+  const hints: string[] = [];
+  const bare = spec.replace(/[\\/]\*$/, "");
+  const path = resolveFrom(root, bare);
+  const parent = dirname(path);
+  if (existsSync(parent) && statSync(parent).isDirectory()) {
+    const want = basename(path).toLowerCase();
+    const close = readdirSync(parent)
+      .filter((n) => statSync(join(parent, n)).isDirectory())
+      .map((n) => ({ n, d: editDistance(want, n.toLowerCase()) }))
+      .filter(({ n, d }) => d <= Math.max(2, Math.floor(n.length / 3)))
+      .sort((a, b) => a.d - b.d || (a.n < b.n ? -1 : 1))
+      .slice(0, 3)
+      .map(({ n }) => n);
+    if (close.length > 0)
+      hints.push(
+        ` Did you mean ${close.map((n) => JSON.stringify(join(dirname(bare), n))).join(" or ")}?`,
+      );
+  }
+  const zoo = resolveFrom(root, "data/zoo");
+  const zooIncomplete =
+    !existsSync(join(zoo, "base", "config.json")) || !existsSync(join(zoo, "experts"));
+  if (spec.replace(/\\/g, "/").startsWith("data/zoo") && zooIncomplete) {
+    hints.push(
+      " The embedded default model (data/zoo) is missing or incomplete: restore it from the repository (git checkout / git lfs pull), or pass --config configs/mistral-7b.yaml or a config of your own.",
+    );
+  }
+  return hints.join("");
+}
+
+/** Levenshtein distance (short folder names only). */
+function editDistance(a: string, b: string): number {
+  const row = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    let prev = row[0]!;
+    row[0] = i;
+    for (let j = 1; j <= b.length; j++) {
+      const cur = row[j]!;
+      row[j] = Math.min(row[j]! + 1, row[j - 1]! + 1, prev + (a[i - 1] === b[j - 1] ? 0 : 1));
+      prev = cur;
+    }
+  }
+  return row[b.length]!;
 }
 
 async function localFingerprint(dir: string): Promise<string> {
@@ -64,13 +108,15 @@ export async function expandExpertSpecs(root: string, specs: readonly string[]):
     const parentSpec = spec.slice(0, -2);
     const parent = resolveFrom(root, parentSpec);
     if (!existsSync(parent) || !statSync(parent).isDirectory()) {
-      throw new SubmitError(`experts "${spec}": folder ${parent} does not exist.${zooHint(spec)}`);
+      throw new SubmitError(
+        `experts "${spec}": folder ${parent} does not exist.${pathHint(root, spec)}`,
+      );
     }
     const names = (await readdir(parent)).sort();
     const found = names.filter((n) => existsSync(join(parent, n, "adapter_config.json")));
     if (found.length === 0) {
       throw new SubmitError(
-        `experts "${spec}": no adapter folders (with adapter_config.json) in ${parent}.${zooHint(spec)}`,
+        `experts "${spec}": no adapter folders (with adapter_config.json) in ${parent}.${pathHint(root, spec)}`,
       );
     }
     for (const n of found) out.push(`${parentSpec}/${n}`);
@@ -96,7 +142,7 @@ export async function resolveModelSource(
     parsed = await parseSourceSpec(spec, { baseDir: root });
   } catch (err) {
     throw new SubmitError(
-      `${role} "${spec}": neither an existing folder (relative to ${root}) nor a Hub "owner/name@revision".${zooHint(spec)}`,
+      `${role} "${spec}": neither an existing folder (relative to ${root}) nor a Hub "owner/name@revision".${pathHint(root, spec)}`,
       1,
       { cause: err },
     );
@@ -104,12 +150,20 @@ export async function resolveModelSource(
   if (parsed.kind === "local") {
     const dir = parsed.path;
     if (!existsSync(dir) || !statSync(dir).isDirectory()) {
-      throw new SubmitError(`${role} "${spec}": folder ${dir} does not exist.${zooHint(spec)}`);
+      throw new SubmitError(
+        `${role} "${spec}": folder ${dir} does not exist.${pathHint(root, spec)}`,
+      );
     }
-    const missing = required.filter((f) => !existsSync(join(dir, f)));
+    // A pickled adapter (adapter_model.bin) passes here: PeftAdapter.open refuses it with the
+    // one-line conversion to safetensors, which says more than "missing".
+    const missing = required.filter(
+      (f) =>
+        !existsSync(join(dir, f)) &&
+        !(f === "adapter_model.safetensors" && existsSync(join(dir, "adapter_model.bin"))),
+    );
     if (missing.length > 0) {
       throw new SubmitError(
-        `${role} "${spec}": ${dir} lacks ${missing.join(", ")}${role === "base" ? " (expected a Hugging Face model folder)" : " (expected a PEFT LoRA adapter folder)"}.${zooHint(spec)}`,
+        `${role} "${spec}": ${dir} lacks ${missing.join(", ")}${role === "base" ? " (expected a Hugging Face model folder)" : " (expected a PEFT LoRA adapter folder)"}.${pathHint(root, spec)}`,
       );
     }
     const label = relative(root, dir).startsWith("..") ? dir : relative(root, dir);

@@ -186,13 +186,54 @@ describe("submit: clear errors on bad input", () => {
     expect(r.stderr).toMatch(/unknown strategy "nope" \(known: lift_routing, osm, /);
   });
 
-  it("a missing zoo says so", async () => {
+  it("a typo in a data/zoo path is a typo (did you mean …), not a missing zoo", async () => {
     const dir = await mkdtemp(join(tmpdir(), "submit-zoo-"));
     const cfg = join(dir, "c.yaml");
-    await mkdir(dir, { recursive: true });
-    await writeFile(cfg, "base: data/zoo/no-such-base\nexperts: [data/zoo/no-such-experts/*]\n");
+    await writeFile(cfg, "base: data/zoo/base\nexperts: [data/zoo/experts/mth]\n");
     const r = await runCli(["--config", cfg, "--out", join(dir, "o.csv")]);
     expect(r.code).toBe(1);
-    expect(r.stderr).toContain("The embedded default model (data/zoo) is missing or incomplete");
+    expect(r.stderr).toMatch(
+      /expert "data\/zoo\/experts\/mth": .*Did you mean "data\/zoo\/experts\/math"\?/,
+    );
+    expect(r.stderr).not.toContain("is missing or incomplete");
+    const glob = join(dir, "g.yaml");
+    await writeFile(glob, "base: data/zoo/base\nexperts: [data/zoo/expert/*]\n");
+    const g = await runCli(["--config", glob, "--out", join(dir, "o.csv")]);
+    expect(g.stderr).toMatch(/Did you mean "data\/zoo\/experts"/);
+  });
+
+  it("--hyper sets a hyperparameter, checked before any build", async () => {
+    const { config, dir } = await setup();
+    const bad = await runCli(["--config", config, "--method", "ties", "--hyper", "density=5"]);
+    expect(bad.code).toBe(1);
+    expect(bad.stderr).toMatch(/hyperparameter "density" must be in \(0, 1\], got 5/);
+    expect(existsSync(join(dir, "out", "cache"))).toBe(false);
+    const malformed = await runCli(["--config", config, "--hyper", "density"]);
+    expect(malformed.code).toBe(1);
+    expect(malformed.stderr).toMatch(/--hyper "density": expected KEY=VALUE/);
+    const ok = await runCli([
+      "--config",
+      config,
+      "--method",
+      "ties",
+      "--hyper",
+      "density=0.5",
+      "--hyper",
+      "majoritySign=frequency",
+      "--no-progress",
+    ]);
+    expect(ok.code, ok.stderr).toBe(0);
+    const report = JSON.parse(await readFile(join(dir, "out", "report.json"), "utf8"));
+    expect(report.hyperparameters).toMatchObject({ density: 0.5, majoritySign: "frequency" });
+  });
+
+  it("a .bin adapter gets the conversion hint, not 'missing'", async () => {
+    const { config, dir } = await setup();
+    const expert = join(dir, "experts", "a");
+    const { rename } = await import("node:fs/promises");
+    await rename(join(expert, "adapter_model.safetensors"), join(expert, "adapter_model.bin"));
+    const r = await runCli(["--config", config, "--no-progress"]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/PyTorch pickle.*Convert it once with Python/s);
   });
 });

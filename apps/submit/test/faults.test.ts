@@ -40,7 +40,7 @@ describe("faults (issue 11)", () => {
       const cfg = join(dir, `config-${i}.yaml`);
       await writeFile(
         cfg,
-        (await readFile(config, "utf8")).replace("runtime:\n", `runtime:\n  cacheDir: ${cache}\n`),
+        (await readFile(config, "utf8")).replace(/^ {2}cacheDir: .*$/m, `  cacheDir: ${cache}`),
       );
       const child = spawn(
         process.execPath,
@@ -82,7 +82,7 @@ describe("faults (issue 11)", () => {
         cfg,
         (await readFile(config, "utf8"))
           .replace(/^out: .*$/m, `out: ${outFile}`)
-          .replace("runtime:\n", `runtime:\n  cacheDir: ${join(dir, "cache")}\n`),
+          .replace(/^ {2}cacheDir: .*$/m, `  cacheDir: ${join(dir, "cache")}`),
       );
       // Inside a private mount namespace: a 64 KiB tmpfs at `disk`, a previous output, a filler
       // that leaves no room, then the CLI; print what happened for the assertions below.

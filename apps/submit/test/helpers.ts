@@ -126,6 +126,7 @@ out: ${join(dir, "out", "test.csv")}
 strategy:
   method: osm
 runtime:
+  cacheDir: ${join(dir, "out", "cache")}
   dtype: fp32
   executionProvider: cpu
   threads: 1

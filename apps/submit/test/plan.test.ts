@@ -11,7 +11,9 @@ import {
   buildCacheKey,
   buildKeyParts,
   codeVersions,
+  defaultCacheDir,
   KEYED_PACKAGES,
+  parseHyperFlags,
   planRun,
 } from "../src/plan.js";
 import { makeTinySetup, REPO } from "./helpers.js";
@@ -48,7 +50,8 @@ describe("planRun", () => {
     expect(p.hyper).toEqual({ density: 0.5, lambda: 1, majoritySign: "total" });
     expect(p.config.budgetSeconds).toBe(10);
     expect(p.outDir).toBe(join(REPO, "output/x"));
-    expect(p.cacheRoot).toBe(join(REPO, "output/x/cache"));
+    // The build cache is per user, not under --out: a new --out reuses earlier builds.
+    expect(p.cacheRoot).toBe(defaultCacheDir());
     expect(p.keySettings).toMatchObject({ onnxFormat: ONNX_BUILD_FORMAT, method: "ties" });
     // Another method's hyperparameters do not carry over.
     expect(
@@ -129,4 +132,21 @@ describe("runSubmit plans before it builds", () => {
       expect(existsSync(out)).toBe(false);
     });
   }
+});
+
+describe("defaults and flags", () => {
+  it("the build cache defaults to a per-user folder ($LORA_MERGE_CACHE, $XDG_CACHE_HOME, ~/.cache)", () => {
+    expect(defaultCacheDir({ LORA_MERGE_CACHE: "/c" })).toBe("/c");
+    expect(defaultCacheDir({ XDG_CACHE_HOME: "/x" })).toBe(join("/x", "lora-merge", "onnx"));
+    expect(defaultCacheDir({})).toMatch(/\.cache[\\/]lora-merge[\\/]onnx$/);
+  });
+  it("--hyper values parse as JSON when they can, else as strings", () => {
+    expect(parseHyperFlags(["density=0.5", "method=ties", "normalize=false", 'x="7"'])).toEqual({
+      density: 0.5,
+      method: "ties",
+      normalize: false,
+      x: "7",
+    });
+    expect(() => parseHyperFlags(["=3"])).toThrow(SubmitError);
+  });
 });
