@@ -4,12 +4,14 @@ import {
   type ChoiceScorer,
   type CompetitionDataset,
   type EvaluationResult,
+  type ProgressSink,
   type TaskMetrics,
   type TextGenerator,
   computeTaskMetrics,
   evaluateDataset,
   metricsMarkdown,
   readCompetitionCsv,
+  terminalProgress,
   writePredictionsCsv,
 } from "@merge/eval";
 import {
@@ -363,6 +365,7 @@ export async function runSubmit(opts: SubmitOptions): Promise<SubmitOutcome> {
         await timer.run("merge+build", async () => {
           await buildIntoCache(buildDir, keyParts, async (tmp) => {
             let lastTenth = -1;
+            let bar: ProgressSink | null | undefined;
             await buildOnnxModel({
               modelDir: baseSource.dir,
               outDir: tmp,
@@ -373,12 +376,29 @@ export async function runSubmit(opts: SubmitOptions): Promise<SubmitOutcome> {
               deltaMode: config.runtime.deltaMode,
               dtype: config.runtime.dtype,
               weightQuant: config.runtime.weightQuant,
-              onProgress: (done, total) => {
+              onProgress: (done, total, what) => {
                 checkDeadline("ONNX build");
+                if (opts.progress === false) return;
+                if (bar === undefined) {
+                  bar = process.stderr.isTTY
+                    ? terminalProgress(process.stderr, "merge+build", "tensors")
+                    : null;
+                  bar?.start(total, what);
+                }
+                if (bar) {
+                  bar.update(done, what);
+                  if (done === total) bar.stop();
+                  return;
+                }
+                // Not a terminal: a line every tenth, with the time so far and an estimate of the rest.
                 const tenth = Math.floor((10 * done) / Math.max(total, 1));
-                if (tenth !== lastTenth && opts.progress !== false) {
+                if (tenth !== lastTenth) {
                   lastTenth = tenth;
-                  log(`build: ${done}/${total} tensors`);
+                  const spent = (performance.now() - buildStart) / 1000;
+                  const left = done > 0 ? (spent * (total - done)) / done : Number.NaN;
+                  log(
+                    `build: ${done}/${total} tensors, ${spent.toFixed(1)} s elapsed${done < total && Number.isFinite(left) ? `, about ${left.toFixed(0)} s left` : ""}`,
+                  );
                 }
               },
             });

@@ -16,12 +16,13 @@ export const silentProgress: ProgressSink = { start() {}, update() {}, stop() {}
 export function terminalProgress(
   stream: NodeJS.WriteStream = process.stderr,
   label = "evaluate",
+  unit = "rows",
 ): ProgressSink {
   if (!stream.isTTY) return silentProgress;
   const bar = new cliProgress.SingleBar(
     {
       stream,
-      format: `${label} [{bar}] {value}/{total} rows | {duration_formatted} elapsed | ETA {eta_formatted} | {what}`,
+      format: `${label} [{bar}] {value}/{total} ${unit} | {duration_formatted} elapsed | ETA {eta_formatted} | {what}`,
       etaBuffer: 50,
       hideCursor: true,
       clearOnComplete: false,
