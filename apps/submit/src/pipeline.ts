@@ -504,7 +504,23 @@ export async function runSubmit(opts: SubmitOptions): Promise<SubmitOutcome> {
         }
         if (job.labelled) {
           const rows = job.dataset.entries.flatMap((e) => (e.kind === "ok" ? [e.row] : []));
-          metrics.push(computeTaskMetrics(basename(job.out, ".csv"), rows, res.predictions));
+          const name = basename(job.out, ".csv");
+          // A `task` column splits the file's metrics by task (one line each), else one line.
+          const tasks = [...new Set(rows.flatMap((r) => (r.task === undefined ? [] : [r.task])))];
+          if (tasks.length === 0) metrics.push(computeTaskMetrics(name, rows, res.predictions));
+          for (const t of tasks.sort()) {
+            metrics.push(
+              computeTaskMetrics(
+                `${name}/${t}`,
+                rows.filter((r) => r.task === t),
+                res.predictions,
+              ),
+            );
+          }
+          const untasked = rows.filter((r) => r.task === undefined);
+          if (tasks.length > 0 && untasked.length > 0) {
+            metrics.push(computeTaskMetrics(`${name}/(no task)`, untasked, res.predictions));
+          }
         }
       }
       if (metrics.length > 0) {

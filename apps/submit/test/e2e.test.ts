@@ -188,6 +188,30 @@ describe("submit end to end on a tiny random Mistral with two PEFT experts", () 
     expect(rows.every((x) => x.prediction.trim() !== "")).toBe(true);
   });
 
+  it("a labelled CSV with a task column gets one metrics line per task", async () => {
+    const dir = await mkdtemp(join(tmpdir(), "submit-tasks-"));
+    const { config } = await makeTinySetup(dir);
+    const labelled = join(dir, "mixed.csv");
+    await writeFile(
+      labelled,
+      `id,input,target,answer_choices,eval_type,task
+0,"2 + 2 =",0,"['4', '5']",multiple_choice,arith
+1,"3 + 3 =",1,"['7', '6']",multiple_choice,arith
+2,"Colour of the sky:",1,"['green', 'blue', 'red']",multiple_choice,colours
+3,"Summarise: the cat sat on the mat.",the cat sat,None,generation,summary
+`,
+    );
+    const r = await runCli(["--config", config, "--eval-labelled", labelled, "--no-progress"]);
+    expect(r.code, r.stderr).toBe(0);
+    const report = JSON.parse(await readFile(join(dir, "out", "report.json"), "utf8"));
+    expect(report.metrics.map((m: { task: string; rows: number }) => [m.task, m.rows])).toEqual([
+      ["mixed/arith", 2],
+      ["mixed/colours", 1],
+      ["mixed/summary", 1],
+    ]);
+    expect(r.stderr).toMatch(/\| mixed\/arith \| 2 \|/);
+  });
+
   it("--eval-labelled answers labelled files and reports accuracy and ROUGE per file", async () => {
     const dir = await mkdtemp(join(tmpdir(), "submit-labelled-"));
     const { config } = await makeTinySetup(dir);

@@ -19,6 +19,8 @@ export interface CompetitionRow {
   choices: string[];
   /** The label when the file has a `target` column (choice index for multiple choice). */
   target?: string;
+  /** The row's task when the file has a `task` column (labelled sets mixing tasks); metrics group by it. */
+  task?: string;
   /** 1-based data row number (header not counted). */
   row: number;
   /** 1-based line where the row starts. */
@@ -175,6 +177,7 @@ export function parseCompetitionCsv(
     evalType: index("eval_type"),
     choices: index("answer_choices"),
     target: index("target"),
+    task: index("task"),
   };
   const hasTarget = col.target >= 0;
 
@@ -261,6 +264,8 @@ export function parseCompetitionCsv(
         line,
       };
       if (target !== undefined) ok.target = target;
+      const task = field(col.task)?.trim();
+      if (task) ok.task = task;
       entries.push({ kind: "ok", row: ok });
     } else if (id !== "") {
       // Without an id there is nothing to answer; the issue is still reported.
