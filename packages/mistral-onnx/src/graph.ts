@@ -1,5 +1,8 @@
 import type { MistralConfig } from "./config.js";
 import { PROJECTION } from "./deltas.js";
+import { attention } from "./graph/attention.js";
+import { swiGlu } from "./graph/mlp.js";
+import { IO } from "./io.js";
 import { graphContext, type ModelDtype } from "./graph/context.js";
 import {
   type LinearOptions,
@@ -15,18 +18,7 @@ import type { FusedWeight, WeightReader } from "./weights.js";
 
 export type { ModelDtype, WeightQuant };
 
-/** Graph input/output names; the runner binds these. */
-export const IO = {
-  inputIds: "input_ids",
-  attentionMask: "attention_mask",
-  positionIds: "position_ids",
-  logitsToKeep: "num_logits_to_keep",
-  logits: "logits",
-  pastKey: (l: number) => `past_key_values.${l}.key`,
-  pastValue: (l: number) => `past_key_values.${l}.value`,
-  presentKey: (l: number) => `present.${l}.key`,
-  presentValue: (l: number) => `present.${l}.value`,
-} as const;
+export { IO } from "./io.js";
 
 const INT64_BIG = 2 ** 62;
 
@@ -127,8 +119,6 @@ export async function buildDecoderGraph(
   let lmHead: Float32Array | null = c.tieWordEmbeddings ? embed : null;
   let x = g.op1("Gather", [embedName, inputIds], { attrs: { axis: { int: 0 } } }); // [B,S,H]
 
-  const scale = f32(1 / Math.sqrt(D));
-  const scaleModel = dtype === "fp32" ? scale : toModel(scale);
   for (let l = 0; l < c.numLayers; l++) {
     const p = `model.layers.${l}`;
     g.setScope(`/layers.${l}/attn`);
@@ -142,46 +132,11 @@ export async function buildDecoderGraph(
       H,
     );
     const qkv = await linear(h, `${p}.self_attn.qkv_proj`, qkvW, H, (Hq + 2 * Hkv) * D);
-    const [q0, k0, v0] = g.op("Split", [qkv, i64([Hq * D, Hkv * D, Hkv * D])], {
-      attrs: { axis: { int: -1 } },
-      outputs: 3,
-    }) as [string, string, string];
-    const heads = (t: string, n: number) =>
-      g.op1("Transpose", [g.op1("Reshape", [t, i64([0, 0, n, D])])], {
-        attrs: { perm: { ints: [0, 2, 1, 3] } },
-      });
-    const q = g.op1("Mul", [rope(heads(q0, Hq)), scaleModel]); // [B,Hq,S,D]
-    const k = rope(heads(k0, Hkv)); // [B,Hkv,S,D]
-    const v = heads(v0, Hkv);
-    const [pastK, pastV] = past[l] as [string, string];
-    const presentK = g.op1("Concat", [pastK, k], {
-      attrs: { axis: { int: 2 } },
-      outputNames: [IO.presentKey(l)],
+    const merged = attention(ctx, qkv, l, past[l] as [string, string], bias, rope, {
+      heads: Hq,
+      kvHeads: Hkv,
+      headDim: D,
     });
-    const presentV = g.op1("Concat", [pastV, v], {
-      attrs: { axis: { int: 2 } },
-      outputNames: [IO.presentValue(l)],
-    });
-    g.output(IO.presentKey(l), elem, ["batch", Hkv, "total_seq", D]);
-    g.output(IO.presentValue(l), elem, ["batch", Hkv, "total_seq", D]);
-    // GQA without repeating K/V: the g query heads that share a KV head are stacked along the
-    // sequence axis ([B,Hkv,g·S,D]), so one batched MatMul covers them.
-    const qGrouped = g.op1("Reshape", [q, i64([0, Hkv, -1, D])]);
-    const kT = g.op1("Transpose", [presentK], { attrs: { perm: { ints: [0, 1, 3, 2] } } });
-    const scores = g.op1("Reshape", [g.op1("MatMul", [qGrouped, kT]), i64([0, Hq, -1, 0])]); // [B,Hq,S,T]
-    const probs = g.op1("Softmax", [g.op1("Add", [toF32(scores), bias])], {
-      attrs: { axis: { int: -1 } },
-    });
-    const ctx = g.op1("MatMul", [
-      g.op1("Reshape", [toModel(probs), i64([0, Hkv, -1, 0])]),
-      presentV,
-    ]);
-    const merged = g.op1("Reshape", [
-      g.op1("Transpose", [g.op1("Reshape", [ctx, i64([0, Hq, -1, D])])], {
-        attrs: { perm: { ints: [0, 2, 1, 3] } },
-      }),
-      i64([0, 0, Hq * D]),
-    ]);
     const oW = await weights.fused([{ module: `${p}.${PROJECTION.o}`, out: H }], Hq * D);
     x = g.op1("Add", [x, await linear(merged, `${p}.self_attn.o_proj`, oW, Hq * D, H)]);
 
@@ -195,11 +150,7 @@ export async function buildDecoderGraph(
       H,
     );
     const gu = await linear(h2, `${p}.mlp.gate_up_proj`, guW, H, 2 * I);
-    const [gate, up] = g.op("Split", [gu, i64([I, I])], {
-      attrs: { axis: { int: -1 } },
-      outputs: 2,
-    }) as [string, string];
-    const act = g.op1("Mul", [g.op1("Mul", [gate, g.op1("Sigmoid", [gate])]), up]);
+    const act = swiGlu(ctx, gu, I);
     const downW = await weights.fused([{ module: `${p}.${PROJECTION.down}`, out: H }], I);
     x = g.op1("Add", [x, await linear(act, `${p}.mlp.down_proj`, downW, I, H)]);
   }
