@@ -17,9 +17,39 @@ import io
 import json
 import math
 import os
+import re
 import sys
 
 from safetensors import deserialize
+
+
+def has_duplicate_keys(text):
+    found = []
+
+    def hook(pairs):
+        keys = [k for k, _ in pairs]
+        if len(keys) != len(set(keys)):
+            found.append(True)
+        return dict(pairs)
+
+    try:
+        json.loads(text, object_pairs_hook=hook)
+    except Exception:  # noqa: BLE001
+        return False
+    return bool(found)
+
+
+def safetensors_kind(data):
+    """Why Python rejects a file TypeScript accepted, for the known leniencies."""
+    n = int.from_bytes(data[:8], "little")
+    header = data[8 : 8 + n]
+    if header.startswith(b"\xef\xbb\xbf"):
+        return "st-header-bom"
+    try:
+        text = header.decode("utf-8")
+    except UnicodeDecodeError:
+        return "py-rejects"
+    return "st-duplicate-key" if has_duplicate_keys(text) else "py-rejects"
 
 
 def check_safetensors(case, ts):
@@ -28,7 +58,8 @@ def check_safetensors(case, ts):
     try:
         tensors = deserialize(data)
     except Exception as e:  # noqa: BLE001 - any rejection is a disagreement
-        return False, "py-rejects", f"python safetensors rejects it: {type(e).__name__}: {str(e)[:200]}"
+        kind = "st-float-integer" if "floating point" in str(e) else safetensors_kind(data)
+        return False, kind, f"python safetensors rejects it: {type(e).__name__}: {str(e)[:200]}"
     py = {name: hashlib.sha256(bytes(t["data"])).hexdigest() for name, t in tensors}
     if set(py) != set(ts["tensors"]):
         return False, "names-differ", f"tensor names differ: py {sorted(py)[:5]} ts {sorted(ts['tensors'])[:5]}"
@@ -96,7 +127,9 @@ def check_csv(case, ts):
             seen.add(rid)
         ids.append(rid)
     if ids != ts["ids"]:
-        return False, "ids-differ", f"ids differ: py {len(ids)} {ids[:4]} ts {len(ts['ids'])} {ts['ids'][:4]}"
+        kinds = sum(1 for pat in ("\r\n", "\r(?!\n)", "(?<!\r)\n") if re.search(pat, text))
+        kind = "csv-mixed-newlines" if kinds > 1 else "ids-differ"
+        return False, kind, f"ids differ: py {len(ids)} {ids[:4]} ts {len(ts['ids'])} {ts['ids'][:4]}"
     return True, "", ""
 
 

@@ -44,6 +44,28 @@ FUZZ_SKIP_PYTHON=1. The bounded CI run is tools/fuzz/test/fuzz.test.ts (fixed se
 hundred cases per parser, no Python; part of \`pnpm test\`). Replay one case with
 \`caseRng(seed, target, index)\` from tools/fuzz/src/rng.ts.
 
+## Known mismatch kinds
+
+py_check.py names why Python disagrees. None of these is a crash, hang or escape; each is a
+case TypeScript accepts and Python does not read the same way (see the issue 11 report):
+
+- **st-duplicate-key** (safetensors): a header object with a repeated key. JSON.parse keeps
+  the last value; the reference (serde) rejects the file.
+- **st-header-bom** (safetensors): the header starts with a UTF-8 BOM, which the reader's
+  strict UTF-8 decoder drops; the reference rejects the file.
+- **st-float-integer** (safetensors): a shape or data_offsets entry written as a float
+  literal such as \`0.0\`: JSON.parse gives the integer 0; the reference wants an integer
+  literal.
+- **json-bom** (peft-config): adapter_config.json starts with a UTF-8 BOM, dropped by the
+  reader; \`json.loads\` (and so PEFT's \`open()\` + \`json.load\`) rejects it.
+- **csv-extra-bom** (csv): two or more leading BOMs. The strict decoder drops one, csv-parse
+  (\`bom: true\`) a second, and \`String.prototype.trim\` strips U+FEFF from header names;
+  Python's \`utf-8-sig\` drops one and \`str.strip\` keeps U+FEFF, so it finds no id column.
+- **csv-mixed-newlines** (csv, skipBadRows): csv-parse takes the first line ending it meets
+  as the record delimiter, so a different bare CR or LF later is field content; Python's
+  \`csv\` splits records on any of them, so rows are split differently (strict mode rejects
+  these files through the column-count and field checks).
+
 ## Runs
 
 | date | machine | seed | parser | cases | ok | typed-error | untyped-error | hang | escape | mismatch | seconds |
@@ -102,7 +124,7 @@ async function writeDoc(results: TargetResult[], seed: number, note: string): Pr
           "",
           ...kinds,
           "",
-          "Examples (at most 20 per parser and outcome):",
+          "Examples (at most 20 per parser and outcome, 5 per mismatch kind):",
           "",
         ]
       : []),

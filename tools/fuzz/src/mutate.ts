@@ -301,7 +301,11 @@ export class JsonMutator {
   stringify(root: Json, indent?: number): string {
     let text = JSON.stringify(root, null, indent);
     if (text === undefined) text = "null";
-    return text.replace(/"@@RAW(\d+)@@"/g, (_, i: string) => this.raws[Number(i)]!);
+    // Raw splices may hold markers themselves (a duplicated key's value): replace until done.
+    for (let round = 0; round < 8 && text.includes('"@@RAW'); round++) {
+      text = text.replace(/"@@RAW(\d+)@@"/g, (_, i: string) => this.raws[Number(i)]!);
+    }
+    return text;
   }
 
   /** Text-level JSON mutations (after stringify). */

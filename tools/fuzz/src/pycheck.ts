@@ -44,7 +44,9 @@ export async function pyCheck(
     result.counts.ok--;
     result.counts.mismatch++;
     result.mismatchKinds[r.kind] = (result.mismatchKinds[r.kind] ?? 0) + 1;
-    if (result.findings.filter((f) => f.outcome === "mismatch").length < maxFindings) {
+    // A few examples of each kind, so rare kinds are not crowded out by common ones.
+    const sameKind = result.findings.filter((f) => f.detail.startsWith(`[${r.kind}]`)).length;
+    if (sameKind < Math.min(5, maxFindings)) {
       result.findings.push({
         target: result.target,
         index: r.index,
