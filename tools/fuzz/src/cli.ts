@@ -65,6 +65,11 @@ case TypeScript accepts and Python does not read the same way (see the issue 11 
   as the record delimiter, so a different bare CR or LF later is field content; Python's
   \`csv\` splits records on any of them, so rows are split differently (strict mode rejects
   these files through the column-count and field checks).
+- **ids-differ** (csv): other id differences. In the 2026-12-01 run 3 of the 5 come from
+  U+FEFF inside an id field: \`String.prototype.trim\` strips it, Python's \`str.strip\` does
+  not (and the reverse for U+001C–U+001F and U+0085, which \`str.strip\` strips and \`trim\`
+  keeps); cases 8067 and 9880 of seed 20261201 are not yet explained (replay them with
+  src/replay.ts).
 
 ## Runs
 
