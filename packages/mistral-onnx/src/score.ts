@@ -1,6 +1,5 @@
 import { MistralOnnxError } from "./errors.js";
 import type { ForwardFn } from "./forward.js";
-import { tileKvCache } from "./kv-cache.js";
 import type { ChoiceTokenization } from "./options.js";
 import { continuationTokens, logProbOf, separateContinuationTokens } from "./scoring.js";
 import type { Tokenizer } from "./tokenizer.js";
@@ -21,8 +20,10 @@ export interface ScoreContext {
 
 /**
  * Per choice: the summed log-probability of all its tokens given the prompt (the first token
- * included) and the per-token mean. The prompt runs once; its KV cache is shared by all
- * choices. A choice that tokenizes to no tokens scores −Infinity.
+ * included) and the per-token mean. The prompt runs once; every choice then runs on its own
+ * (batch 1) on top of that one prompt cache, which onnxruntime reads without it being copied per
+ * choice. A single-token choice needs no forward of its own. A choice that tokenizes to no tokens
+ * scores −Infinity.
  */
 export async function scoreContinuations(
   ctx: ScoreContext,
@@ -48,34 +49,25 @@ export async function scoreContinuations(
   });
   const firstLogits = pre.logits; // vocab values: the distribution of the first choice token
   const results: ContinuationScore[] = continuations.map(() => ({ sum: 0, mean: 0, tokens: 0 }));
-  const CHUNK = 16;
-  const order = continuations
-    .map((_, i) => i)
-    .filter((i) => (continuations[i] as number[]).length > 0);
-  for (let c0 = 0; c0 < order.length; c0 += CHUNK) {
-    const idx = order.slice(c0, c0 + CHUNK);
-    const rows = idx.map((i) => continuations[i] as number[]);
-    const L = Math.max(...rows.map((r) => r.length));
-    // Right-padded: a causal model never lets padding after a token change that token's logits.
-    const ids = rows.map((r) => [
-      ...r,
-      ...new Array<number>(L - r.length).fill(ctx.tokenizer.padId),
-    ]);
-    const mask = rows.map(() => new Array<number>(P + L).fill(1));
-    const positions = rows.map(() => Array.from({ length: L }, (_, j) => P + j));
-    const run = await ctx.forward({
-      inputIds: ids,
-      attentionMask: mask,
-      positionIds: positions,
-      past: tileKvCache(pre.present, rows.length),
-      logitsToKeep: 0,
-    });
-    rows.forEach((r, b) => {
-      let sum = logProbOf(firstLogits, 0, V, r[0] as number);
+  // One batch-1 forward per choice against the prompt's own cache: no per-choice copy of the
+  // prompt cache is ever made (the old tiled batch held 2N+1 copies at the peak, this holds 2).
+  for (const [i, r] of continuations.entries()) {
+    if (r.length === 0) continue;
+    let sum = logProbOf(firstLogits, 0, V, r[0] as number);
+    if (r.length > 1) {
+      // The last token's logits are not needed: it is scored by the previous position.
+      const head = r.slice(0, -1);
+      const run = await ctx.forward({
+        inputIds: [head],
+        attentionMask: [new Array<number>(P + head.length).fill(1)],
+        positionIds: [head.map((_, j) => P + j)],
+        past: pre.present,
+        logitsToKeep: 0,
+      });
       for (let j = 1; j < r.length; j++)
-        sum += logProbOf(run.logits, (b * L + j - 1) * V, V, r[j] as number);
-      results[idx[b] as number] = { sum, mean: sum / r.length, tokens: r.length };
-    });
+        sum += logProbOf(run.logits, (j - 1) * V, V, r[j] as number);
+    }
+    results[i] = { sum, mean: sum / r.length, tokens: r.length };
   }
   continuations.forEach((r, i) => {
     if (r.length === 0)
