@@ -91,6 +91,72 @@ export function cutAtStop(text: string, stops: readonly string[]): string {
   return text.slice(0, end);
 }
 
+const REPLACEMENT = "\uFFFD";
+
+/**
+ * Watches one row's new tokens for stop strings without decoding the whole row each step.
+ *
+ * Keeps `text`, the decoded text of the first `read` (non-special) tokens, and decodes only a
+ * window from `prefix` (the previous `read`, so the window starts with at least one token already
+ * in `text`: decoders that strip the first leading space strip it on both sides of the
+ * difference) to the end. The new text is that window's decode minus the decode of its committed
+ * part. While it ends in U+FFFD (a multi-byte character whose byte tokens are not all there yet)
+ * it is checked but not committed, so the next step decodes those bytes again together with what
+ * completes them. A stop string is searched in the last (longest stop − 1) committed characters
+ * plus the new text, so one that spans tokens is found at the token that completes it. When the
+ * window's decode does not extend its committed part (a tokenizer whose decode is not
+ * prefix-stable there), that step falls back to decoding the whole row, as before issue 10.
+ */
+export class StopStringMatcher {
+  private readonly ids: number[] = [];
+  private text = "";
+  private prefix = 0;
+  private read = 0;
+  private readonly keep: number;
+  private readonly stops: readonly string[];
+  /** Characters decoded by the last `push` (window + fallback), for tests and benchmarks. */
+  decodedChars = 0;
+
+  constructor(
+    private readonly tokenizer: Tokenizer,
+    stops: readonly string[],
+  ) {
+    this.stops = stops.filter((s) => s.length > 0);
+    this.keep = Math.max(0, ...this.stops.map((s) => s.length)) - 1;
+  }
+
+  /** Adds the row's next token; true when the row's text now contains a stop string. */
+  push(id: number): boolean {
+    if (this.stops.length === 0) return false;
+    if (this.tokenizer.isSpecial(id)) return false; // skipped by the decode: text unchanged
+    this.ids.push(id);
+    const opts = { skipSpecialTokens: true };
+    const committed = this.tokenizer.decode(this.ids.slice(this.prefix, this.read), opts);
+    const window = this.tokenizer.decode(this.ids.slice(this.prefix), opts);
+    this.decodedChars = committed.length + window.length;
+    if (!window.startsWith(committed)) {
+      const full = this.tokenizer.decode(this.ids, opts);
+      this.decodedChars += full.length;
+      const hit = this.stops.some((s) => full.includes(s));
+      if (!full.endsWith(REPLACEMENT)) {
+        this.text = full;
+        this.prefix = this.ids.length - 1;
+        this.read = this.ids.length;
+      }
+      return hit;
+    }
+    const tail = window.slice(committed.length);
+    const recent = this.text.slice(Math.max(0, this.text.length - this.keep)) + tail;
+    const hit = this.stops.some((s) => recent.includes(s));
+    if (!tail.endsWith(REPLACEMENT)) {
+      this.text += tail;
+      this.prefix = this.read;
+      this.read = this.ids.length;
+    }
+    return hit;
+  }
+}
+
 /**
  * Greedy continuations of text prompts (special tokens skipped), sorted by length into batches
  * so padding stays small; results keep input order. Each row stops at EOS, after maxNewTokens
@@ -113,14 +179,13 @@ export async function generateTexts(
   for (let i = 0; i < order.length; i += batchSize) {
     const idx = order.slice(i, i + batchSize);
     const rows = idx.map((k) => encoded[k] as number[]);
+    const matchers = rows.map(() => new StopStringMatcher(tok, stops));
     const ids = await generateIds(ctx, rows, {
       ...(options.maxNewTokens !== undefined ? { maxNewTokens: options.maxNewTokens } : {}),
       ...(stops.length
         ? {
-            stopWhen: (_row: number, newIds: number[]) => {
-              const text = tok.decode(newIds, { skipSpecialTokens: true });
-              return stops.some((s) => text.includes(s));
-            },
+            stopWhen: (row: number, newIds: number[]) =>
+              (matchers[row] as StopStringMatcher).push(newIds.at(-1) as number),
           }
         : {}),
     });
