@@ -116,7 +116,9 @@ describe("submit: clear errors on bad input", () => {
     const wrong = join(dir, "wrong.yaml");
     await writeFile(wrong, "runtime:\n  executionProvider: tpu\n");
     r = await runCli(["--config", wrong]);
-    expect(r.stderr).toContain('"runtime.executionProvider" must be one of "cpu", "cuda"');
+    expect(r.stderr).toContain(
+      '"runtime.executionProvider" must be one of "cpu", "cuda", "webgpu"',
+    );
   });
 
   it("an expert whose shapes do not match the base", async () => {

@@ -22,6 +22,7 @@ export {
   type WeightDelta,
 } from "./deltas.js";
 export { MistralOnnxError } from "./errors.js";
+export { cutAtStop, type GenerateIdsOptions, StopStringMatcher } from "./generate.js";
 export { IO, type ModelDtype, type WeightQuant } from "./graph.js";
 export {
   CHOICE_TOKENIZATIONS,

@@ -31,7 +31,11 @@ export function emptyKvCache(shape: KvShape, batch: number): KvCache {
   };
 }
 
-/** Repeats a batch-1 cache `times` times along the batch axis (to share a prompt across choices). */
+/**
+ * Repeats a batch-1 cache `times` times along the batch axis. The runner no longer uses it for
+ * scoring (issue 10: choices run one by one on the shared cache); the tests and
+ * bench/score-memory.ts use it to reproduce the old tiled method.
+ */
 export function tileKvCache(cache: KvCache, times: number): KvCache {
   if (cache.batch !== 1) throw new Error("tileKvCache: expects a batch-1 cache");
   const tile = (t: ort.Tensor) => {

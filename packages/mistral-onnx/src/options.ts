@@ -18,8 +18,11 @@ export const DELTA_MODES = ["fold", "side-branch"] as const;
 export type DeltaMode = (typeof DELTA_MODES)[number];
 export const DEFAULT_DELTA_MODE: DeltaMode = "fold";
 
-/** onnxruntime execution providers the runner can ask for ("cuda" falls back to "cpu"). */
-export const EXECUTION_PROVIDERS = ["cpu", "cuda"] as const;
+/**
+ * onnxruntime execution providers the runner can ask for; "cuda" and "webgpu" (experimental in
+ * onnxruntime-node, bundled on Linux x64, Windows and macOS) fall back to "cpu" with a warning.
+ */
+export const EXECUTION_PROVIDERS = ["cpu", "cuda", "webgpu"] as const;
 export type ExecutionProvider = (typeof EXECUTION_PROVIDERS)[number];
 export const DEFAULT_EXECUTION_PROVIDER: ExecutionProvider = "cpu";
 

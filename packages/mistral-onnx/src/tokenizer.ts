@@ -122,6 +122,11 @@ export class Tokenizer {
     return this.hf.decode(this.replaceInvalidByteRuns(kept), { skip_special_tokens: skip });
   }
 
+  /** Whether `id` is a special token (dropped by `decode` with skipSpecialTokens). */
+  isSpecial(id: number): boolean {
+    return this.specialIds.has(id);
+  }
+
   private get specialIds(): Set<number> {
     if (!this.specialCache) {
       this.specialCache = new Set(

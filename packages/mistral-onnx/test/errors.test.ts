@@ -1,16 +1,42 @@
-import { copyFile, readdir, readFile, writeFile } from "node:fs/promises";
-import { join } from "node:path";
+import { execFileSync } from "node:child_process";
+import { existsSync, readdirSync } from "node:fs";
+import { copyFile, readdir, readFile, rm, writeFile } from "node:fs/promises";
+import { createRequire } from "node:module";
+import { dirname, join } from "node:path";
 import { SafetensorsCheckpoint, writeSafetensors } from "@merge/tensor-io";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import {
   buildOnnxModel,
+  EXECUTION_PROVIDERS,
   MistralOnnxError,
   MistralRunner,
   ONNX_DATA_FILE,
   ONNX_FILE,
   parseMistralConfig,
 } from "../src/index.js";
+import { cudaLibraryProblem } from "../src/session.js";
 import { FIXTURES, tempDir } from "./helpers.js";
+
+/** Whether onnxruntime-node's CUDA provider library was downloaded next to its binding. */
+function cudaInstalled(): boolean {
+  const bin = join(
+    dirname(createRequire(import.meta.url).resolve("onnxruntime-node")),
+    "..",
+    "bin",
+  );
+  return readdirSync(bin, { recursive: true }).some((f) =>
+    String(f).endsWith("libonnxruntime_providers_cuda.so"),
+  );
+}
+
+function hasGcc(): boolean {
+  try {
+    execFileSync("gcc", ["--version"], { stdio: "ignore" });
+    return true;
+  } catch {
+    return false;
+  }
+}
 
 const MISTRAL = join(FIXTURES, "mistral");
 const BASE_CONFIG = JSON.parse(await readFile(join(MISTRAL, "config.json"), "utf8")) as Record<
@@ -204,8 +230,20 @@ describe("runner input errors and providers", () => {
       onWarning: (m) => warnings.push(m),
     });
     try {
-      if (runner.executionProvider === "cpu")
-        expect(warnings.join("\n")).toMatch(/falling back to CPU/);
+      if (runner.executionProvider === "cpu") {
+        expect(warnings).toHaveLength(1);
+        expect(warnings[0]).toMatch(
+          /CUDA execution provider unavailable \(.+\); falling back to CPU/,
+        );
+        // The cause is named: the provider library that is absent, or the loader's message.
+        expect(warnings[0]).toMatch(
+          /libonnxruntime_providers_(shared|cuda)\.so( and \S+)? not found in |\.so[.\d]*: cannot open shared object file|Failed to load shared library/,
+        );
+        if (process.platform === "linux" && !cudaInstalled())
+          expect(warnings[0]).toMatch(
+            /libonnxruntime_providers_shared\.so and libonnxruntime_providers_cuda\.so not found in \//,
+          );
+      }
       await expect(runner.logits([[1, 5, 99999]])).rejects.toThrow(/token id 99999 in row 0/);
       const s = await runner.scoreContinuations("Hello", ["", " world"]);
       expect(s[0]).toEqual({
@@ -219,11 +257,73 @@ describe("runner input errors and providers", () => {
     }
   });
 
+  it("webgpu falls back to CPU with a warning naming onnxruntime's error (and a missing Vulkan loader); the runner works", async () => {
+    const out = await outDir();
+    const { onnxPath } = await buildOnnxModel({ modelDir: MISTRAL, outDir: out });
+    const warnings: string[] = [];
+    const runner = await MistralRunner.create({
+      onnxPath,
+      modelDir: MISTRAL,
+      executionProvider: "webgpu",
+      threads: 1,
+      onWarning: (m) => warnings.push(m),
+    });
+    try {
+      if (runner.executionProvider === "cpu") {
+        expect(warnings).toHaveLength(1);
+        expect(warnings[0]).toMatch(
+          /WebGPU execution provider unavailable \(.+\); falling back to CPU/,
+        );
+        // onnxruntime's own message, without its source-file prefix.
+        expect(warnings[0]).not.toMatch(/onnxruntime_src|was false/);
+        expect(warnings[0]).toMatch(/WebGPU|adapter|libvulkan|backend/i);
+        if (process.platform === "linux" && !existsSync("/usr/lib/x86_64-linux-gnu/libvulkan.so.1"))
+          expect(warnings[0]).toMatch(/libvulkan\.so\.1: cannot open shared object file/);
+      } else {
+        expect(runner.executionProvider).toBe("webgpu");
+      }
+      const s = await runner.scoreContinuations("Hello", [" world"]);
+      expect(s[0]?.tokens).toBeGreaterThan(0);
+      expect(Number.isFinite(s[0]?.sum)).toBe(true);
+    } finally {
+      await runner.close();
+    }
+  });
+
+  it("cudaLibraryProblem names missing provider libraries, or the dependency the loader cannot find", async () => {
+    const empty = await outDir();
+    expect(cudaLibraryProblem(empty)).toBe(
+      `libonnxruntime_providers_shared.so and libonnxruntime_providers_cuda.so not found in ${empty}: onnxruntime-node's install script downloads them (see "Execution providers" in @merge/mistral-onnx's README)`,
+    );
+    if (process.platform !== "linux" || !hasGcc()) return;
+    // Stand-ins: a loadable shared provider, and a CUDA provider linked against a library that
+    // is then removed (as a missing libcublasLt would be).
+    const dir = await outDir();
+    const c = join(dir, "x.c");
+    await writeFile(c, "int f(void) { return 1; }\n");
+    const gcc = (args: string[]) => execFileSync("gcc", args, { cwd: dir, stdio: "ignore" });
+    gcc(["-shared", "-fPIC", "-o", "libonnxruntime_providers_shared.so", c]);
+    gcc(["-shared", "-fPIC", "-o", "libcublasLt_standin.so.12", c]);
+    gcc([
+      "-shared",
+      "-fPIC",
+      "-o",
+      "libonnxruntime_providers_cuda.so",
+      c,
+      "-Wl,--no-as-needed",
+      join(dir, "libcublasLt_standin.so.12"),
+    ]);
+    await rm(join(dir, "libcublasLt_standin.so.12"));
+    expect(cudaLibraryProblem(dir)).toMatch(
+      /libcublasLt_standin\.so\.12: cannot open shared object file/,
+    );
+  });
+
   it("an unloadable model is a MistralOnnxError naming the file, with or without the CUDA fallback", async () => {
     const out = await outDir();
     const onnxPath = join(out, ONNX_FILE);
     await writeFile(onnxPath, "not an onnx model");
-    for (const executionProvider of ["cpu", "cuda"] as const) {
+    for (const executionProvider of EXECUTION_PROVIDERS) {
       const error = await MistralRunner.create({
         onnxPath,
         modelDir: MISTRAL,

@@ -3,7 +3,16 @@ import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { SafetensorsCheckpoint } from "@merge/tensor-io";
-import { buildOnnxModel, type BuildOnnxModelOptions, MistralRunner } from "../src/index.js";
+import {
+  buildOnnxModel,
+  type BuildOnnxModelOptions,
+  type ChoiceTokenization,
+  continuationTokens,
+  MistralRunner,
+  separateContinuationTokens,
+} from "../src/index.js";
+import { tileKvCache } from "../src/kv-cache.js";
+import { logProbOf } from "../src/scoring.js";
 
 export const FIXTURES = join(dirname(fileURLToPath(import.meta.url)), "fixtures");
 export const MODELS = ["mistral", "llama"] as const;
@@ -118,4 +127,44 @@ export async function buildAndOpen(
       await t.cleanup();
     },
   };
+}
+
+/**
+ * Scores as the runner computed them before issue 10: the batch-1 prompt cache tiled once per
+ * choice and all choices run as one right-padded batch (kept here as the reference).
+ */
+export async function tiledCacheScores(
+  runner: MistralRunner,
+  prompt: string,
+  choices: string[],
+  tokenization: ChoiceTokenization = "separate",
+): Promise<Array<{ sum: number; tokens: number }>> {
+  const V = runner.config.vocabSize;
+  const rule = tokenization === "joined" ? continuationTokens : separateContinuationTokens;
+  const { context, continuations } = rule(runner.tokenizer, prompt, choices);
+  const P = context.length;
+  const pre = await runner.forward({
+    inputIds: [context],
+    attentionMask: [context.map(() => 1)],
+    positionIds: [context.map((_, i) => i)],
+    logitsToKeep: 1,
+  });
+  const rows = continuations.filter((r) => r.length > 0);
+  const L = Math.max(...rows.map((r) => r.length));
+  const run = await runner.forward({
+    inputIds: rows.map((r) => [
+      ...r,
+      ...new Array<number>(L - r.length).fill(runner.tokenizer.padId),
+    ]),
+    attentionMask: rows.map(() => new Array<number>(P + L).fill(1)),
+    positionIds: rows.map(() => Array.from({ length: L }, (_, j) => P + j)),
+    past: tileKvCache(pre.present, rows.length),
+    logitsToKeep: 0,
+  });
+  return rows.map((r, b) => {
+    let sum = logProbOf(pre.logits, 0, V, r[0] as number);
+    for (let j = 1; j < r.length; j++)
+      sum += logProbOf(run.logits, (b * L + j - 1) * V, V, r[j] as number);
+    return { sum, tokens: r.length };
+  });
 }

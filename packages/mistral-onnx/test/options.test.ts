@@ -18,7 +18,7 @@ describe("exported option lists", () => {
     expect(MODEL_DTYPES).toContain(DEFAULT_DTYPE);
     expect(WEIGHT_QUANTS).toContain(DEFAULT_WEIGHT_QUANT);
     expect(DELTA_MODES).toContain(DEFAULT_DELTA_MODE);
-    expect(EXECUTION_PROVIDERS).toEqual(["cpu", "cuda"]);
+    expect(EXECUTION_PROVIDERS).toEqual(["cpu", "cuda", "webgpu"]);
     expect(isValidQuantBlockSize(DEFAULT_QUANT_BLOCK_SIZE)).toBe(true);
     expect([8, 24, 16.5].map(isValidQuantBlockSize)).toEqual([false, false, false]);
     expect(formatChoices(WEIGHT_QUANTS)).toBe('"none", "int8" or "int4"');

@@ -10,6 +10,7 @@ import {
   maxDiffValid,
   readLogitsReference,
   readReferenceJson,
+  tiledCacheScores,
 } from "./helpers.js";
 
 const TOL = 1e-4;
@@ -156,6 +157,25 @@ describe.each(MODELS)("%s: parity with transformers (fp32)", (kind) => {
         expect(Math.abs(r.sum - sum)).toBeLessThanOrEqual(TOL * cont.length);
       }
     }
+  });
+
+  it("per-choice scoring on the shared batch-1 cache equals the old tiled-cache batch (≤ 1e-5)", async () => {
+    let multiToken = 0;
+    for (const rule of ["joined", "separate"] as const) {
+      for (const s of json.scores) {
+        const choices = s.choices.map((c) => c.choice);
+        const got = (
+          await runner.scoreContinuations(s.prompt, choices, { tokenization: rule })
+        ).filter((r) => r.tokens > 0);
+        const old = await tiledCacheScores(runner, s.prompt, choices, rule);
+        expect(got.map((r) => r.tokens)).toEqual(old.map((r) => r.tokens));
+        got.forEach((r, i) => {
+          expect(Math.abs(r.sum - (old[i] as { sum: number }).sum)).toBeLessThanOrEqual(1e-5);
+          if (r.tokens > 1) multiToken++;
+        });
+      }
+    }
+    expect(multiToken).toBeGreaterThan(0);
   });
 
   it("continuation scores match PyTorch (all tokens, the first included)", async () => {

@@ -1,0 +1,197 @@
+import type { ForwardFn } from "./forward.js";
+import { leftPad } from "./forward.js";
+import { argmaxRow } from "./scoring.js";
+import type { Tokenizer } from "./tokenizer.js";
+
+export interface GenerateOptions {
+  maxNewTokens?: number;
+  /** Generation of a row stops at the first of these strings; the string is not returned. */
+  stop?: string[];
+  /** Prompts run together, left-padded (default 8). */
+  batchSize?: number;
+}
+
+export interface GenerateIdsOptions {
+  maxNewTokens?: number;
+  /** Called after each new token of a row; true ends that row. */
+  stopWhen?: (row: number, newIds: number[]) => boolean;
+}
+
+export interface GenerateContext {
+  forward: ForwardFn;
+  tokenizer: Tokenizer;
+  vocabSize: number;
+  /** config.json's eos_token_ids (the tokenizer's EOS is added). */
+  eosTokenIds: readonly number[];
+}
+
+/**
+ * Greedy generation for token rows, batched with left padding. Returns the new tokens per row,
+ * without the EOS that ended it. Ids must already be checked against the vocabulary.
+ */
+export async function generateIds(
+  ctx: GenerateContext,
+  prompts: number[][],
+  options: GenerateIdsOptions = {},
+): Promise<number[][]> {
+  const maxNew = options.maxNewTokens ?? 64;
+  const V = ctx.vocabSize;
+  const pad = ctx.tokenizer.padId;
+  const eos = new Set<number>(ctx.eosTokenIds);
+  if (ctx.tokenizer.eosId !== undefined) eos.add(ctx.tokenizer.eosId);
+  const B = prompts.length;
+  const out: number[][] = prompts.map(() => []);
+  if (B === 0 || maxNew <= 0) return out;
+  const done = new Array<boolean>(B).fill(false);
+  const { ids, mask, positions } = leftPad(prompts, pad);
+  const nextPos = prompts.map((p) => p.length);
+  let r = await ctx.forward({
+    inputIds: ids,
+    attentionMask: mask,
+    positionIds: positions,
+    logitsToKeep: 1,
+  });
+  let attn = mask;
+  for (let t = 0; t < maxNew; t++) {
+    const next: number[] = [];
+    for (let b = 0; b < B; b++) {
+      const tok = argmaxRow(r.logits, b * r.kept * V + (r.kept - 1) * V, V);
+      next.push(done[b] ? pad : tok);
+      if (done[b]) continue;
+      if (eos.has(tok)) {
+        done[b] = true;
+        continue;
+      }
+      (out[b] as number[]).push(tok);
+      if (options.stopWhen?.(b, out[b] as number[])) done[b] = true;
+    }
+    if (done.every(Boolean) || t === maxNew - 1) break;
+    attn = attn.map((row) => [...row, 1]);
+    r = await ctx.forward({
+      inputIds: next.map((x) => [x]),
+      attentionMask: attn,
+      positionIds: nextPos.map((p, b) => {
+        nextPos[b] = p + 1;
+        return [p];
+      }),
+      past: r.present,
+      logitsToKeep: 1,
+    });
+  }
+  return out;
+}
+
+/** `text` cut before the first occurrence of any stop string. */
+export function cutAtStop(text: string, stops: readonly string[]): string {
+  let end = text.length;
+  for (const s of stops) {
+    const at = text.indexOf(s);
+    if (at >= 0 && at < end) end = at;
+  }
+  return text.slice(0, end);
+}
+
+const REPLACEMENT = "\uFFFD";
+
+/**
+ * Watches one row's new tokens for stop strings without decoding the whole row each step.
+ *
+ * Keeps `text`, the decoded text of the first `read` (non-special) tokens, and decodes only a
+ * window from `prefix` (the previous `read`, so the window starts with at least one token already
+ * in `text`: decoders that strip the first leading space strip it on both sides of the
+ * difference) to the end. The new text is that window's decode minus the decode of its committed
+ * part. While it ends in U+FFFD (a multi-byte character whose byte tokens are not all there yet)
+ * it is checked but not committed, so the next step decodes those bytes again together with what
+ * completes them. A stop string is searched in the last (longest stop − 1) committed characters
+ * plus the new text, so one that spans tokens is found at the token that completes it. When the
+ * window's decode does not extend its committed part (a tokenizer whose decode is not
+ * prefix-stable there), that step falls back to decoding the whole row, as before issue 10.
+ */
+export class StopStringMatcher {
+  private readonly ids: number[] = [];
+  private text = "";
+  private prefix = 0;
+  private read = 0;
+  private readonly keep: number;
+  private readonly stops: readonly string[];
+  /** Characters decoded by the last `push` (window + fallback), for tests and benchmarks. */
+  decodedChars = 0;
+
+  constructor(
+    private readonly tokenizer: Tokenizer,
+    stops: readonly string[],
+  ) {
+    this.stops = stops.filter((s) => s.length > 0);
+    this.keep = Math.max(0, ...this.stops.map((s) => s.length)) - 1;
+  }
+
+  /** Adds the row's next token; true when the row's text now contains a stop string. */
+  push(id: number): boolean {
+    if (this.stops.length === 0) return false;
+    if (this.tokenizer.isSpecial(id)) return false; // skipped by the decode: text unchanged
+    this.ids.push(id);
+    const opts = { skipSpecialTokens: true };
+    const committed = this.tokenizer.decode(this.ids.slice(this.prefix, this.read), opts);
+    const window = this.tokenizer.decode(this.ids.slice(this.prefix), opts);
+    this.decodedChars = committed.length + window.length;
+    if (!window.startsWith(committed)) {
+      const full = this.tokenizer.decode(this.ids, opts);
+      this.decodedChars += full.length;
+      const hit = this.stops.some((s) => full.includes(s));
+      if (!full.endsWith(REPLACEMENT)) {
+        this.text = full;
+        this.prefix = this.ids.length - 1;
+        this.read = this.ids.length;
+      }
+      return hit;
+    }
+    const tail = window.slice(committed.length);
+    const recent = this.text.slice(Math.max(0, this.text.length - this.keep)) + tail;
+    const hit = this.stops.some((s) => recent.includes(s));
+    if (!tail.endsWith(REPLACEMENT)) {
+      this.text += tail;
+      this.prefix = this.read;
+      this.read = this.ids.length;
+    }
+    return hit;
+  }
+}
+
+/**
+ * Greedy continuations of text prompts (special tokens skipped), sorted by length into batches
+ * so padding stays small; results keep input order. Each row stops at EOS, after maxNewTokens
+ * (default 64), or at the first stop string, which is cut off with what follows.
+ */
+export async function generateTexts(
+  ctx: GenerateContext & { checkIds: (rows: number[][]) => void },
+  prompts: string[],
+  options: GenerateOptions = {},
+): Promise<string[]> {
+  const tok = ctx.tokenizer;
+  const stops = (options.stop ?? []).filter((s) => s.length > 0);
+  const batchSize = Math.max(1, options.batchSize ?? 8);
+  const encoded = prompts.map((p) => tok.encode(p));
+  ctx.checkIds(encoded);
+  const order = encoded
+    .map((_, i) => i)
+    .sort((a, b) => (encoded[a] as number[]).length - (encoded[b] as number[]).length || a - b);
+  const texts = new Array<string>(prompts.length).fill("");
+  for (let i = 0; i < order.length; i += batchSize) {
+    const idx = order.slice(i, i + batchSize);
+    const rows = idx.map((k) => encoded[k] as number[]);
+    const matchers = rows.map(() => new StopStringMatcher(tok, stops));
+    const ids = await generateIds(ctx, rows, {
+      ...(options.maxNewTokens !== undefined ? { maxNewTokens: options.maxNewTokens } : {}),
+      ...(stops.length
+        ? {
+            stopWhen: (row: number, newIds: number[]) =>
+              (matchers[row] as StopStringMatcher).push(newIds.at(-1) as number),
+          }
+        : {}),
+    });
+    idx.forEach((k, b) => {
+      texts[k] = cutAtStop(tok.decode(ids[b] as number[], { skipSpecialTokens: true }), stops);
+    });
+  }
+  return texts;
+}

@@ -1,0 +1,165 @@
+import { existsSync, readdirSync } from "node:fs";
+import { createRequire } from "node:module";
+import { constants } from "node:os";
+import { dirname, join } from "node:path";
+import * as ort from "onnxruntime-node";
+import type { MistralConfig } from "./config.js";
+import { MistralOnnxError } from "./errors.js";
+import { IO } from "./graph.js";
+import type { KvElem, KvShape } from "./kv-cache.js";
+import {
+  DEFAULT_EXECUTION_PROVIDER,
+  EXECUTION_PROVIDERS,
+  type ExecutionProvider,
+  formatChoices,
+  isOneOf,
+} from "./options.js";
+
+export interface SessionOptions {
+  onnxPath: string;
+  executionProvider?: ExecutionProvider;
+  threads?: number;
+  allowSpinning?: boolean;
+  onWarning?: (message: string) => void;
+}
+
+export interface OpenedSession {
+  session: ort.InferenceSession;
+  /** The provider actually in use (after any fallback). */
+  provider: ExecutionProvider;
+}
+
+/**
+ * Creates the inference session on the requested provider; a GPU provider that cannot start
+ * falls back to the CPU with a warning naming the cause.
+ */
+export async function createSession(options: SessionOptions): Promise<OpenedSession> {
+  const provider: ExecutionProvider = options.executionProvider ?? DEFAULT_EXECUTION_PROVIDER;
+  if (!isOneOf(EXECUTION_PROVIDERS, provider)) {
+    throw new MistralOnnxError(
+      `executionProvider must be ${formatChoices(EXECUTION_PROVIDERS)}, got ${JSON.stringify(provider)}`,
+    );
+  }
+  const base: ort.InferenceSession.SessionOptions = {
+    graphOptimizationLevel: "all",
+    executionMode: "sequential",
+    ...(options.threads ? { intraOpNumThreads: options.threads, interOpNumThreads: 1 } : {}),
+    ...(options.allowSpinning === false
+      ? {
+          extra: {
+            session: { intra_op: { allow_spinning: "0" }, inter_op: { allow_spinning: "0" } },
+          },
+        }
+      : {}),
+  };
+  const warn = options.onWarning ?? ((m: string) => console.warn(m));
+  const open = (eps: string[]) =>
+    ort.InferenceSession.create(options.onnxPath, { ...base, executionProviders: eps });
+  try {
+    return { session: await open(provider === "cpu" ? ["cpu"] : [provider, "cpu"]), provider };
+  } catch (e) {
+    if (provider === "cpu") throw cannotLoad(options.onnxPath, e);
+    warn(
+      `@merge/mistral-onnx: ${PROVIDER_NAMES[provider]} execution provider unavailable (${providerFailure(provider, e)}); falling back to CPU`,
+    );
+    try {
+      return { session: await open(["cpu"]), provider: "cpu" };
+    } catch (e2) {
+      throw cannotLoad(options.onnxPath, e2);
+    }
+  }
+}
+
+const PROVIDER_NAMES: Record<ExecutionProvider, string> = {
+  cpu: "CPU",
+  cuda: "CUDA",
+  webgpu: "WebGPU",
+};
+
+/**
+ * Why a GPU provider did not start: onnxruntime's message, plus the library that is missing when
+ * that can be found out. onnxruntime's exception for CUDA only says "Failed to load shared
+ * library" (the library it could not open goes to its log on stderr), so the provider libraries
+ * are looked for next to onnxruntime-node's binding and, when they are there, opened with
+ * dlopen to get the loader's own message (e.g. "libcublasLt.so.12: cannot open shared object
+ * file"). For WebGPU on Linux, Dawn needs the Vulkan loader, which is checked the same way.
+ */
+export function providerFailure(provider: ExecutionProvider, error: unknown): string {
+  const first = (error instanceof Error ? error.message : String(error)).split("\n")[0] ?? "";
+  // onnxruntime prefixes its assertions with "<source file>:<line> <function> <condition> was false."
+  const message = first.replace(/^.*? was false\.\s*/u, "").trim();
+  let cause: string | undefined;
+  try {
+    if (provider === "cuda" && process.platform === "linux") cause = cudaLibraryProblem();
+    else if (provider === "webgpu" && process.platform === "linux")
+      cause = dlopenError("libvulkan.so.1");
+  } catch {
+    cause = undefined; // a diagnosis must never replace the fallback
+  }
+  return cause ? `${message}; ${cause}` : message;
+}
+
+/**
+ * What keeps onnxruntime's CUDA provider libraries in `dir` (default: onnxruntime-node's native
+ * folder) from loading on Linux: the missing provider files, else the loader's message for the
+ * first one that does not open (naming its missing dependency); undefined when both open.
+ */
+export function cudaLibraryProblem(dir: string | undefined = bindingDir()): string | undefined {
+  if (!dir) return undefined;
+  const libs = ["libonnxruntime_providers_shared.so", "libonnxruntime_providers_cuda.so"];
+  const missing = libs.filter((l) => !existsSync(join(dir, l)));
+  if (missing.length > 0) {
+    return `${missing.join(" and ")} not found in ${dir}: onnxruntime-node's install script downloads them (see "Execution providers" in @merge/mistral-onnx's README)`;
+  }
+  for (const l of libs) {
+    const e = dlopenError(join(dir, l));
+    if (e) return e;
+  }
+  return undefined;
+}
+
+/** onnxruntime-node's native folder, bin/napi-v*\/<platform>/<arch>. */
+function bindingDir(): string | undefined {
+  const root = join(dirname(createRequire(import.meta.url).resolve("onnxruntime-node")), "..");
+  const bin = join(root, "bin");
+  if (!existsSync(bin)) return undefined;
+  for (const napi of readdirSync(bin).filter((d) => d.startsWith("napi-v"))) {
+    const dir = join(bin, napi, process.platform, process.arch);
+    if (existsSync(dir)) return dir;
+  }
+  return undefined;
+}
+
+/**
+ * The dynamic loader's error for a library, or undefined when it loads. process.dlopen reports
+ * dlerror() when the library or one of its dependencies cannot be opened; a library that opens
+ * but is not a Node addon fails afterwards with a different error, which means "it loads".
+ */
+function dlopenError(lib: string): string | undefined {
+  try {
+    process.dlopen({ exports: {} } as NodeJS.Module, lib, constants.dlopen.RTLD_LAZY);
+    return undefined;
+  } catch (e) {
+    const m = (e as Error).message;
+    return /cannot open shared object|no such file|not found|undefined symbol|wrong ELF|version .* not found/iu.test(
+      m,
+    )
+      ? m.split("\n")[0]
+      : undefined;
+  }
+}
+
+/** Cache layout of the session's model: element type read from the first past input. */
+export function kvShapeOf(session: ort.InferenceSession, config: MistralConfig): KvShape {
+  const pastMeta = session.inputMetadata.find((m) => m.name === IO.pastKey(0));
+  let elem: KvElem = "float32";
+  if (pastMeta?.isTensor && pastMeta.type === "float16") elem = "float16";
+  return { layers: config.numLayers, kvHeads: config.numKvHeads, headDim: config.headDim, elem };
+}
+
+/** onnxruntime's load failure as a MistralOnnxError naming the model file. */
+function cannotLoad(onnxPath: string, cause: unknown): MistralOnnxError {
+  return new MistralOnnxError(`${onnxPath}: cannot load ONNX model (${(cause as Error).message})`, {
+    file: onnxPath,
+  });
+}
