@@ -25,7 +25,7 @@ import type { MergeContext, ResultKind } from "@merge/strategies";
 import { PeftAdapter, SafetensorsCheckpoint, writeFileAtomic } from "@merge/tensor-io";
 import { buildIntoCache, cacheKey, isCachedBuild } from "./cache.js";
 import { DEFAULT_CONFIG, type SubmitConfig, loadConfig } from "./config.js";
-import { EXIT_BUDGET_CUT, EXIT_ROW_ERRORS, SubmitError } from "./errors.js";
+import { EXIT_BUDGET_CUT, EXIT_ROW_ERRORS, InternalError, SubmitError } from "./errors.js";
 import {
   type LoadedExpert,
   type MergePlan,
@@ -137,11 +137,10 @@ class BudgetCut extends Error {
 
 /** Stands in for the model after a budget cut; evaluateDataset must never call it then. */
 const NO_MODEL: ChoiceScorer & TextGenerator = {
-  scoreContinuations: () => Promise.reject(new Error(NO_MODEL_MESSAGE)),
-  generate: () => Promise.reject(new Error(NO_MODEL_MESSAGE)),
+  scoreContinuations: () => Promise.reject(new InternalError(NO_MODEL_MESSAGE)),
+  generate: () => Promise.reject(new InternalError(NO_MODEL_MESSAGE)),
 };
-const NO_MODEL_MESSAGE =
-  "internal error: the model was called after the budget ran out in the build";
+const NO_MODEL_MESSAGE = "the model was called after the budget ran out in the build";
 
 /** Storage errors an output write can hit, and how to say them. */
 const STORAGE_ERRORS: Record<string, string> = {
@@ -167,7 +166,7 @@ async function writeOutput(file: string, write: () => Promise<void>): Promise<vo
     throw new SubmitError(
       `could not write ${file}: ${what} (${code}). Nothing was replaced: ${existsSync(file) ? "the previous file is unchanged" : "no file was there before"}; free space or pick another --out and run again`,
       1,
-      { cause: err },
+      { cause: err, where: { file } },
     );
   }
 }

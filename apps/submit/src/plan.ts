@@ -174,7 +174,7 @@ export function planRun(config: SubmitConfig, flags: RunFlags): RunPlan {
     throw new ConfigError(
       flags.configFile ?? "(built-in default config)",
       `strategy.hyperparameters: ${err.message}`,
-      { cause: err },
+      { cause: err, field: "strategy.hyperparameters" },
     );
   }
   const mergeOnly = flags.mergeOnly ?? false;
