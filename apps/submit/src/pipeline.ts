@@ -248,7 +248,11 @@ async function resolvePhase(
         for (const job of runPlan.outputs) {
           const dataset = await readCompetitionCsv(job.input, readOpts);
           if (job.labelled && !dataset.hasTarget) {
-            throw new SubmitError(`--eval-labelled ${job.spec}: the file has no "target" column`);
+            throw new SubmitError(
+              `--eval-labelled ${job.spec}: the file has no "target" column`,
+              1,
+              { where: { file: job.input, column: "target" } },
+            );
           }
           jobs.push({ dataset, out: job.out, labelled: job.labelled });
         }
@@ -263,6 +267,8 @@ async function resolvePhase(
       if (w !== undefined && w.length !== expertSources.length) {
         throw new SubmitError(
           `strategy.expertWeights has ${w.length} entries for ${expertSources.length} experts (${expertSources.map((e) => e.label).join(", ")})`,
+          1,
+          { where: { field: "strategy.expertWeights" } },
         );
       }
       return { jobs, baseSource, expertSources };

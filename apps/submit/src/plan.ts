@@ -50,6 +50,8 @@ export function codeVersions(from = dirname(fileURLToPath(import.meta.url))): Co
       if (parent === dir) {
         throw new SubmitError(
           `cannot find the package.json of ${name} (needed for the build cache key) above ${from}`,
+          1,
+          { where: { file: from } },
         );
       }
       dir = parent;

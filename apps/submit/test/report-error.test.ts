@@ -1,5 +1,6 @@
 import { CsvValidationError } from "@merge/eval";
 import { describe, expect, it } from "vitest";
+import { parseConfig } from "../src/config.js";
 import { ConfigError, ExpertMismatchError, InternalError, SubmitError } from "../src/errors.js";
 import { checkAllMerged } from "../src/merge.js";
 import { formatCliError } from "../src/report-error.js";
@@ -64,5 +65,11 @@ describe("`where` on apps/submit errors", () => {
     });
     expect(new ExpertMismatchError("x", { module: "m.a" }).where).toEqual({ module: "m.a" });
     expect(new SubmitError("x").where).toEqual({});
+  });
+
+  it("an invalid config names the file and the first bad field", () => {
+    const err = thrown(() => parseConfig({ budgetSeconds: "soon" }, "c.yaml"));
+    expect(err).toBeInstanceOf(ConfigError);
+    expect((err as ConfigError).where).toEqual({ file: "c.yaml", field: "budgetSeconds" });
   });
 });
