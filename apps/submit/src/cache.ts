@@ -4,6 +4,7 @@ import { mkdir, rename, rm } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { ONNX_FILE } from "@merge/mistral-onnx";
 import { writeFileAtomic } from "@merge/tensor-io";
+import { SubmitError } from "./errors.js";
 
 /** Stable JSON: object keys sorted, so equal settings hash equally. */
 export function canonicalJson(value: unknown): string {
@@ -75,7 +76,9 @@ async function publish(tmp: string, dir: string): Promise<void> {
       await rm(dir, { recursive: true, force: true });
     }
   }
-  throw new Error(
+  throw new SubmitError(
     `could not publish the ONNX build ${tmp} as ${dir}: the folder keeps reappearing`,
+    1,
+    { where: { file: dir } },
   );
 }

@@ -12,9 +12,9 @@ const EXPORTS: Record<ResultKind, string> = {
   routed: "ONNX model with a router per adapted module",
 };
 import { Command, InvalidArgumentError } from "commander";
-import { SubmitError } from "./errors.js";
 import { runSubmit } from "./pipeline.js";
 import { parseHyperFlags } from "./plan.js";
+import { formatCliError } from "./report-error.js";
 import { findWorkspaceRoot } from "./workspace.js";
 
 // The budget counts from process start: performance.now() is measured from the process's time
@@ -124,22 +124,8 @@ main(process.argv.slice(2)).then(
     process.exitCode = code;
   },
   (err: unknown) => {
-    process.exitCode = err instanceof SubmitError ? err.exitCode : 1;
-    const bug =
-      !(err instanceof Error) ||
-      err instanceof TypeError ||
-      err instanceof RangeError ||
-      err instanceof ReferenceError;
-    if (bug || process.env.MERGE_DEBUG) {
-      // A programming error, not bad input: the stack is what helps.
-      process.stderr.write(
-        `error: unexpected failure\n${err instanceof Error ? err.stack : String(err)}\n`,
-      );
-    } else {
-      // Typed errors (SubmitError, CsvValidationError, SafetensorsError, …) name the file,
-      // tensor or row and what was expected; the message is the report.
-      const prefix = err instanceof SubmitError || err.name === "Error" ? "" : `${err.name}: `;
-      process.stderr.write(`error: ${prefix}${err.message}\n`);
-    }
+    const { text, exitCode } = formatCliError(err, Boolean(process.env.MERGE_DEBUG));
+    process.exitCode = exitCode;
+    process.stderr.write(text);
   },
 );

@@ -249,7 +249,8 @@ export function parseConfig(raw: unknown, file: string): SubmitConfig {
   const result = CONFIG_SCHEMA.safeParse(raw);
   if (result.success) return result.data;
   const messages = [...new Set(result.error.issues.map((i) => issueMessage(raw, i)))];
-  throw new ConfigError(file, messages.join(`\n${file}: `));
+  const field = result.error.issues[0]?.path.join(".");
+  throw new ConfigError(file, messages.join(`\n${file}: `), field ? { field } : {});
 }
 
 export const DEFAULT_CONFIG: SubmitConfig = parseConfig({}, "(built-in default)");

@@ -1,18 +1,43 @@
-/** An error the CLI reports as one clear message (no stack) and a given exit code. */
+/**
+ * What an error is about, whichever parts apply (the toolkit-wide convention: every package's
+ * error classes carry this same shape as `where`, next to the message).
+ */
+export interface Where {
+  file?: string;
+  tensor?: string;
+  module?: string;
+  /** 1-based data row (CSV). */
+  row?: number;
+  /** 1-based line in the file. */
+  line?: number;
+  /** A column name (CSV) or a 1-based character position. */
+  column?: string | number;
+  /** A config field, e.g. "strategy.hyperparameters". */
+  field?: string;
+  /** A row id. */
+  id?: string;
+}
+
+/** An error in the input; the CLI reports it as one clear message (no stack) and a given exit code. */
 export class SubmitError extends Error {
   readonly exitCode: number;
-  constructor(message: string, exitCode = 1, options?: { cause?: unknown }) {
-    super(message, options);
+  readonly where: Where;
+  constructor(message: string, exitCode = 1, options?: { cause?: unknown; where?: Where }) {
+    super(message, options?.cause === undefined ? {} : { cause: options.cause });
     this.name = "SubmitError";
     this.exitCode = exitCode;
+    this.where = options?.where ?? {};
   }
 }
 
 /** The config file is unreadable or invalid; names the file and the field. */
 export class ConfigError extends SubmitError {
   readonly file: string;
-  constructor(file: string, message: string, options?: { cause?: unknown }) {
-    super(`${file}: ${message}`, 1, options);
+  constructor(file: string, message: string, options?: { cause?: unknown; field?: string }) {
+    super(`${file}: ${message}`, 1, {
+      ...(options?.cause !== undefined ? { cause: options.cause } : {}),
+      where: { file, ...(options?.field !== undefined ? { field: options.field } : {}) },
+    });
     this.name = "ConfigError";
     this.file = file;
   }
@@ -20,9 +45,22 @@ export class ConfigError extends SubmitError {
 
 /** An expert adapter does not fit the base model (unknown module, wrong shape). */
 export class ExpertMismatchError extends SubmitError {
-  constructor(message: string) {
-    super(message, 1);
+  constructor(message: string, where: Where = {}) {
+    super(message, 1, { where });
     this.name = "ExpertMismatchError";
+  }
+}
+
+/**
+ * A bug in the toolkit, not in the input: an internal invariant failed. The CLI prints it with
+ * its stack and asks for a report.
+ */
+export class InternalError extends Error {
+  readonly where: Where;
+  constructor(message: string, where: Where = {}, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = "InternalError";
+    this.where = where;
   }
 }
 

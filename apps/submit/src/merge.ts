@@ -7,7 +7,7 @@ import {
 } from "@merge/mistral-onnx";
 import type { MergeContext, MergeResult, StrategyDefinition } from "@merge/strategies";
 import type { PeftAdapter, SafetensorsCheckpoint } from "@merge/tensor-io";
-import { ExpertMismatchError, SubmitError } from "./errors.js";
+import { ExpertMismatchError, InternalError, SubmitError } from "./errors.js";
 
 export interface LoadedExpert {
   label: string;
@@ -40,6 +40,7 @@ async function readLora(expert: LoadedExpert, module: string): Promise<LoraModul
   } catch (err) {
     throw new ExpertMismatchError(
       `expert ${expert.label}: module ${module}: ${(err as Error).message}`,
+      { module },
     );
   }
 }
@@ -94,6 +95,7 @@ export async function planMerge(
       if (outFeatures !== want.outFeatures || inFeatures !== want.inFeatures) {
         throw new ExpertMismatchError(
           `expert ${expert.label} does not match base ${baseLabel}: module ${m} gives a ${outFeatures}×${inFeatures} delta (rank ${info.rank}), the base weight is ${want.outFeatures}×${want.inFeatures}`,
+          { module: m },
         );
       }
       plan.set(m, want);
@@ -151,6 +153,8 @@ function checkResult(
   if (!ok) {
     throw new SubmitError(
       `strategy ${method} returned a ${r.kind} result of the wrong size for ${module} (expected ${out}×${inF})`,
+      1,
+      { where: { module } },
     );
   }
 }
@@ -161,8 +165,8 @@ function checkResult(
  */
 export function checkAllMerged(plan: MergePlan, stats: MergeStats): void {
   if (stats.modules !== plan.size) {
-    throw new SubmitError(
-      `internal error: the ONNX build applied ${stats.modules} merged module${stats.modules === 1 ? "" : "s"}, the merge plan has ${plan.size}; refusing to answer with a partly merged model`,
+    throw new InternalError(
+      `the ONNX build applied ${stats.modules} merged module${stats.modules === 1 ? "" : "s"}, the merge plan has ${plan.size}; refusing to answer with a partly merged model`,
     );
   }
 }

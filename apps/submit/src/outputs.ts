@@ -44,6 +44,8 @@ export function planOutputs(
     if (job.input === job.out) {
       throw new SubmitError(
         `${what(job)}: its predictions would be written to ${job.out}, over the input itself; pass a different --out folder`,
+        1,
+        { where: { file: job.out } },
       );
     }
     const other = byOut.get(job.out);
@@ -52,6 +54,8 @@ export function planOutputs(
         `${what(other)} and ${what(job)} would both write predictions to ${job.out}${
           other.labelled ? "" : " (the --out file)"
         }; rename one of the labelled files or pass a different --out`,
+        1,
+        { where: { file: job.out } },
       );
     }
     byOut.set(job.out, job);
@@ -96,6 +100,8 @@ export function checkOutputsOutsideSources(
       if (isInside(p, realish(s.dir))) {
         throw new SubmitError(
           `${o.what} ${o.path} is inside the model folder of ${s.label} (${s.dir}); writing there could overwrite its files. Choose a folder outside every base and expert folder`,
+          1,
+          { where: { file: o.path } },
         );
       }
     }

@@ -50,6 +50,8 @@ export function codeVersions(from = dirname(fileURLToPath(import.meta.url))): Co
       if (parent === dir) {
         throw new SubmitError(
           `cannot find the package.json of ${name} (needed for the build cache key) above ${from}`,
+          1,
+          { where: { file: from } },
         );
       }
       dir = parent;
@@ -174,7 +176,7 @@ export function planRun(config: SubmitConfig, flags: RunFlags): RunPlan {
     throw new ConfigError(
       flags.configFile ?? "(built-in default config)",
       `strategy.hyperparameters: ${err.message}`,
-      { cause: err },
+      { cause: err, field: "strategy.hyperparameters" },
     );
   }
   const mergeOnly = flags.mergeOnly ?? false;

@@ -29,6 +29,8 @@ export async function saveMergedAdapter(
     if (r.kind === "dense") {
       throw new SubmitError(
         `--save-adapter: method ${strategy.name} gives a dense delta for ${module}; only low-rank results can be saved as a LoRA adapter`,
+        1,
+        { where: { module } },
       );
     }
     if (r.kind === "routed") {

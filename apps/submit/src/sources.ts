@@ -110,6 +110,8 @@ export async function expandExpertSpecs(root: string, specs: readonly string[]):
     if (!existsSync(parent) || !statSync(parent).isDirectory()) {
       throw new SubmitError(
         `experts "${spec}": folder ${parent} does not exist.${pathHint(root, spec)}`,
+        1,
+        { where: { file: parent, field: "experts" } },
       );
     }
     const names = (await readdir(parent)).sort();
@@ -117,6 +119,8 @@ export async function expandExpertSpecs(root: string, specs: readonly string[]):
     if (found.length === 0) {
       throw new SubmitError(
         `experts "${spec}": no adapter folders (with adapter_config.json) in ${parent}.${pathHint(root, spec)}`,
+        1,
+        { where: { file: parent, field: "experts" } },
       );
     }
     for (const n of found) out.push(`${parentSpec}/${n}`);
@@ -144,7 +148,7 @@ export async function resolveModelSource(
     throw new SubmitError(
       `${role} "${spec}": neither an existing folder (relative to ${root}) nor a Hub "owner/name@revision".${pathHint(root, spec)}`,
       1,
-      { cause: err },
+      { cause: err, where: { field: role === "base" ? "base" : "experts" } },
     );
   }
   if (parsed.kind === "local") {
@@ -152,6 +156,8 @@ export async function resolveModelSource(
     if (!existsSync(dir) || !statSync(dir).isDirectory()) {
       throw new SubmitError(
         `${role} "${spec}": folder ${dir} does not exist.${pathHint(root, spec)}`,
+        1,
+        { where: { file: dir } },
       );
     }
     // A pickled adapter (adapter_model.bin) passes here: PeftAdapter.open refuses it with the
@@ -164,6 +170,8 @@ export async function resolveModelSource(
     if (missing.length > 0) {
       throw new SubmitError(
         `${role} "${spec}": ${dir} lacks ${missing.join(", ")}${role === "base" ? " (expected a Hugging Face model folder)" : " (expected a PEFT LoRA adapter folder)"}.${pathHint(root, spec)}`,
+        1,
+        { where: { file: dir } },
       );
     }
     const label = relative(root, dir).startsWith("..") ? dir : relative(root, dir);
@@ -188,7 +196,11 @@ export async function resolveModelSource(
   }
   const missing = required.filter((f) => !existsSync(join(resolved.dir, f)));
   if (missing.length > 0) {
-    throw new SubmitError(`${role} "${spec}": the fetched snapshot lacks ${missing.join(", ")}`);
+    throw new SubmitError(
+      `${role} "${spec}": the fetched snapshot lacks ${missing.join(", ")}`,
+      1,
+      { where: { file: resolved.dir } },
+    );
   }
   const commit = resolved.commit ?? resolved.revision;
   return {

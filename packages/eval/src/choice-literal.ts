@@ -10,13 +10,18 @@
  * that says at which character and what was expected.
  */
 
+import type { Where } from "./errors.js";
+
 export class ChoiceLiteralError extends Error {
   /** 0-based character offset in the literal where parsing failed. */
   readonly offset: number;
+  /** The 1-based character position in the literal (the caller adds file, row and column). */
+  readonly where: Where;
   constructor(message: string, offset: number) {
     super(`${message} at character ${offset}`);
     this.name = "ChoiceLiteralError";
     this.offset = offset;
+    this.where = { column: offset + 1 };
   }
 }
 

@@ -109,6 +109,7 @@ export async function readCompetitionCsv(
       file,
       [],
       `${file}: not valid UTF-8: invalid byte sequence at byte ${decoded.offset} (line ${decoded.line}); save the file as UTF-8`,
+      { where: { line: decoded.line } },
     );
   }
   return parseCompetitionCsv(decoded.text, file, options);
@@ -144,6 +145,7 @@ function parseRecords(text: string, file: string): ParsedRecord[] {
         file,
         [],
         `${file}: not valid CSV${line !== undefined ? ` (near line ${line})` : ""}: ${err.message}`,
+        line !== undefined ? { where: { line } } : {},
       );
     }
     throw err;
@@ -168,6 +170,7 @@ export function parseCompetitionCsv(
       file,
       [],
       `${file}: header lacks column${missing.length > 1 ? "s" : ""} ${missing.map((m) => `"${m}"`).join(", ")}; expected id,input,eval_type,answer_choices[,target], found ${columns.join(",")}`,
+      { where: { line: header.line } },
     );
   }
   const index = (name: string) => columns.indexOf(name);

@@ -1,3 +1,23 @@
+/**
+ * What an error is about, whichever parts apply: the toolkit-wide convention (each package
+ * defines this same shape, so packages stay independent). Set next to the message.
+ */
+export interface Where {
+  file?: string;
+  tensor?: string;
+  module?: string;
+  /** 1-based data row (CSV). */
+  row?: number;
+  /** 1-based line in the file. */
+  line?: number;
+  /** A column name (CSV) or a 1-based character position. */
+  column?: string | number;
+  /** A config field, e.g. "runtime.dtype". */
+  field?: string;
+  /** A row id. */
+  id?: string;
+}
+
 /** One problem with one data row of a competition CSV. */
 export interface RowIssue {
   /** 1-based data row number (the header is not counted). */
@@ -20,20 +40,36 @@ export function formatRowIssue(file: string, issue: RowIssue): string {
 export class CsvValidationError extends Error {
   readonly file: string;
   readonly issues: readonly RowIssue[];
+  /** The file and, when rows are at fault, the first bad row's row, line, column and id. */
+  readonly where: Where;
   constructor(
     file: string,
     issues: readonly RowIssue[],
     headline?: string,
-    options?: { cause?: unknown },
+    options?: { cause?: unknown; where?: Omit<Where, "file"> },
   ) {
     const lines = issues.slice(0, 20).map((i) => `  ${formatRowIssue(file, i)}`);
     if (issues.length > 20) lines.push(`  … and ${issues.length - 20} more`);
     const head =
       headline ??
       `${file}: ${issues.length} invalid row${issues.length === 1 ? "" : "s"} (use --skip-bad-rows to answer them with placeholders)`;
-    super([head, ...lines].join("\n"), options);
+    super(
+      [head, ...lines].join("\n"),
+      options?.cause === undefined ? {} : { cause: options.cause },
+    );
     this.name = "CsvValidationError";
     this.file = file;
     this.issues = issues;
+    const first = issues[0];
+    this.where =
+      first === undefined
+        ? { file, ...options?.where }
+        : {
+            file,
+            row: first.row,
+            line: first.line,
+            column: first.column,
+            ...(first.id !== undefined && first.id !== "" ? { id: first.id } : {}),
+          };
   }
 }

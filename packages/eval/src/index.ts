@@ -16,7 +16,7 @@ export {
   parseCompetitionCsv,
   readCompetitionCsv,
 } from "./csv-read.js";
-export { CsvValidationError, type RowIssue, formatRowIssue } from "./errors.js";
+export { CsvValidationError, type RowIssue, type Where, formatRowIssue } from "./errors.js";
 export {
   type ChoiceScorer,
   DEFAULT_FALLBACKS,

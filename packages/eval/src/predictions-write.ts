@@ -2,6 +2,7 @@ import { randomBytes } from "node:crypto";
 import { mkdir, open, rename, rm } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
 import { stringify } from "csv-stringify/sync";
+import type { Where } from "./errors.js";
 
 /** One answer: a choice index as text (multiple choice) or generated text. */
 export interface Prediction {
@@ -10,9 +11,11 @@ export interface Prediction {
 }
 
 export class PredictionsError extends Error {
-  constructor(message: string) {
+  readonly where: Where;
+  constructor(message: string, where: Where = {}) {
     super(message);
     this.name = "PredictionsError";
+    this.where = where;
   }
 }
 
@@ -20,7 +23,9 @@ export class PredictionsError extends Error {
 export function formatPredictionsCsv(predictions: readonly Prediction[]): string {
   for (const p of predictions) {
     if (p.prediction.trim() === "") {
-      throw new PredictionsError(`prediction for id ${JSON.stringify(p.id)} is empty`);
+      throw new PredictionsError(`prediction for id ${JSON.stringify(p.id)} is empty`, {
+        id: p.id,
+      });
     }
   }
   return stringify(

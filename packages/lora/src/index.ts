@@ -1,4 +1,4 @@
-export { LoraError } from "./errors.js";
+export { LoraError, type Where } from "./errors.js";
 export { type LoraModule, loraModuleFromPeft, loraScale, validateLoraModule } from "./module.js";
 export { DeltaRowReader, denseDelta, type FactorPair, rowBlockSize } from "./dense.js";
 export {

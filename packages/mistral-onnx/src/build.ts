@@ -68,22 +68,30 @@ export async function buildOnnxModel(
   if (!isOneOf(MODEL_DTYPES, dtype)) {
     throw new MistralOnnxError(
       `dtype must be ${formatChoices(MODEL_DTYPES)}, got ${JSON.stringify(dtype)}`,
+      { field: "dtype" },
     );
   }
   const quant = options.weightQuant ?? DEFAULT_WEIGHT_QUANT;
   if (!isOneOf(WEIGHT_QUANTS, quant)) {
     throw new MistralOnnxError(
       `weightQuant must be ${formatChoices(WEIGHT_QUANTS)}, got ${JSON.stringify(quant)}`,
+      { field: "weightQuant" },
     );
   }
   const blockSize = options.quantBlockSize ?? DEFAULT_QUANT_BLOCK_SIZE;
   if (!isValidQuantBlockSize(blockSize)) {
-    throw new MistralOnnxError(`quantBlockSize must be ${QUANT_BLOCK_SIZE_RULE}, got ${blockSize}`);
+    throw new MistralOnnxError(
+      `quantBlockSize must be ${QUANT_BLOCK_SIZE_RULE}, got ${blockSize}`,
+      {
+        field: "quantBlockSize",
+      },
+    );
   }
   const deltaMode = options.deltaMode ?? DEFAULT_DELTA_MODE;
   if (!isOneOf(DELTA_MODES, deltaMode)) {
     throw new MistralOnnxError(
       `deltaMode must be ${formatChoices(DELTA_MODES)}, got ${JSON.stringify(deltaMode)}`,
+      { field: "deltaMode" },
     );
   }
   const config = await readMistralConfig(options.modelDir);

@@ -21,7 +21,7 @@ export {
   type RouterSpec,
   type WeightDelta,
 } from "./deltas.js";
-export { MistralOnnxError } from "./errors.js";
+export { MistralOnnxError, type Where } from "./errors.js";
 export { cutAtStop, type GenerateIdsOptions, StopStringMatcher } from "./generate.js";
 export { IO, type ModelDtype, type WeightQuant } from "./graph.js";
 export {

@@ -70,6 +70,7 @@ export class MistralRunner {
     if (!isOneOf(CHOICE_TOKENIZATIONS, tokenization)) {
       throw new MistralOnnxError(
         `choiceTokenization must be ${formatChoices(CHOICE_TOKENIZATIONS)}, got ${JSON.stringify(tokenization)}`,
+        { field: "choiceTokenization" },
       );
     }
     const { session, provider } = await createSession(options);

@@ -38,6 +38,7 @@ export async function createSession(options: SessionOptions): Promise<OpenedSess
   if (!isOneOf(EXECUTION_PROVIDERS, provider)) {
     throw new MistralOnnxError(
       `executionProvider must be ${formatChoices(EXECUTION_PROVIDERS)}, got ${JSON.stringify(provider)}`,
+      { field: "executionProvider" },
     );
   }
   const base: ort.InferenceSession.SessionOptions = {

@@ -8,7 +8,7 @@ export type {
   Router,
   StrategyDefinition,
 } from "./types.js";
-export { StrategyError } from "./types.js";
+export { StrategyError, type Where } from "./types.js";
 export {
   DEFAULT_STRATEGY,
   getStrategy,

@@ -80,12 +80,34 @@ export interface StrategyDefinition<H extends Record<string, unknown>> {
   merge(input: ModuleMergeInput, hyper: H, ctx: MergeContext): MergeResult;
 }
 
+/**
+ * What an error is about, whichever parts apply: the toolkit-wide convention (each package
+ * defines this same shape, so packages stay independent). Set next to the message.
+ */
+export interface Where {
+  file?: string;
+  tensor?: string;
+  module?: string;
+  /** 1-based data row (CSV). */
+  row?: number;
+  /** 1-based line in the file. */
+  line?: number;
+  /** A column name (CSV) or a 1-based character position. */
+  column?: string | number;
+  /** A config field, e.g. "runtime.dtype". */
+  field?: string;
+  /** A row id. */
+  id?: string;
+}
+
 /** Bad strategy name, hyperparameter or merge input; names the module when there is one. */
 export class StrategyError extends Error {
   readonly module: string | undefined;
+  readonly where: Where;
   constructor(message: string, module?: string) {
     super(module === undefined ? message : `${module}: ${message}`);
     this.name = "StrategyError";
     this.module = module;
+    this.where = module === undefined ? {} : { module };
   }
 }

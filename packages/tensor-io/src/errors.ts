@@ -1,12 +1,33 @@
 import { redactSecrets } from "./sources/redact.js";
 
 /**
+ * What an error is about, whichever parts apply: the toolkit-wide convention (each package
+ * defines this same shape, so packages stay independent). Set next to the message.
+ */
+export interface Where {
+  file?: string;
+  tensor?: string;
+  module?: string;
+  /** 1-based data row (CSV). */
+  row?: number;
+  /** 1-based line in the file. */
+  line?: number;
+  /** A column name (CSV) or a 1-based character position. */
+  column?: string | number;
+  /** A config field, e.g. "runtime.dtype". */
+  field?: string;
+  /** A row id. */
+  id?: string;
+}
+
+/**
  * Typed errors of @merge/tensor-io. Every error names the file it is about and, where one is
  * involved, the tensor, so a caller can report exactly what was wrong without parsing messages.
  */
 export class TensorIoError extends Error {
   readonly file: string;
   readonly tensor?: string;
+  readonly where: Where;
 
   constructor(message: string, file: string, tensor?: string, options?: { cause?: unknown }) {
     super(
@@ -16,6 +37,7 @@ export class TensorIoError extends Error {
     this.name = new.target.name;
     this.file = file;
     if (tensor !== undefined) this.tensor = tensor;
+    this.where = tensor === undefined ? { file: this.file } : { file: this.file, tensor };
   }
 }
 

@@ -1,6 +1,12 @@
 export { type AtomicFileContent, writeFileAtomic, writeTextAtomic } from "./atomic.js";
 export { DTYPE_SIZE, type DType } from "./dtypes.js";
-export { PeftAdapterError, SafetensorsError, SourceError, TensorIoError } from "./errors.js";
+export {
+  PeftAdapterError,
+  SafetensorsError,
+  SourceError,
+  TensorIoError,
+  type Where,
+} from "./errors.js";
 export {
   bf16ToF32,
   decodeToF32,

@@ -284,3 +284,18 @@ describe("mutation test: seeded random header corruptions", () => {
     expect(rejected).toBeGreaterThan(2000);
   });
 });
+
+describe("SafetensorsError carries `where`", () => {
+  it("a bad header names the file (and the tensor when one is at fault)", async () => {
+    await withTempDir(async (dir) => {
+      const path = join(dir, "bad.safetensors");
+      const header = await openError(dir, build('{"a": {"dtype": "F32",', 8));
+      expect(header.where).toEqual({ file: path });
+      const tensor = await openError(
+        dir,
+        build({ a: { dtype: "F8", shape: [2], data_offsets: [0, 2] } }, 2),
+      );
+      expect(tensor.where).toEqual({ file: path, tensor: "a" });
+    });
+  });
+});
