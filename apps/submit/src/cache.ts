@@ -30,6 +30,22 @@ export function isCachedBuild(dir: string): boolean {
   return existsSync(join(dir, DONE_MARKER)) && existsSync(join(dir, ONNX_FILE));
 }
 
+/** The folder of the build with this key: `<cache root>/onnx-<key>`. */
+export function buildDirFor(cacheRoot: string, key: string): string {
+  return join(cacheRoot, `onnx-${key}`);
+}
+
+/** The temporary sibling folder a build of `dir` is written in: `<dir>.tmp-<pid>`. */
+export function buildTempDir(dir: string, pid = process.pid): string {
+  return `${dir}.tmp-${pid}`;
+}
+
+/** The builder's pid when `name` is a build's temporary folder (buildTempDir), else undefined. */
+export function buildTempPid(name: string): number | undefined {
+  const m = /^onnx-[0-9a-f]+\.tmp-(\d+)$/.exec(name);
+  return m ? Number(m[1]) : undefined;
+}
+
 /**
  * Builds into a temporary sibling folder and renames it into place when done, so a killed
  * build never leaves a folder that looks finished.
@@ -40,7 +56,7 @@ export async function buildIntoCache(
   build: (tmpDir: string) => Promise<void>,
 ): Promise<void> {
   await mkdir(dirname(dir), { recursive: true });
-  const tmp = `${dir}.tmp-${process.pid}`;
+  const tmp = buildTempDir(dir);
   await rm(tmp, { recursive: true, force: true });
   await mkdir(tmp, { recursive: true });
   try {

@@ -1,22 +1,7 @@
-/**
- * What an error is about, whichever parts apply (the toolkit-wide convention: every package's
- * error classes carry this same shape as `where`, next to the message).
- */
-export interface Where {
-  file?: string;
-  tensor?: string;
-  module?: string;
-  /** 1-based data row (CSV). */
-  row?: number;
-  /** 1-based line in the file. */
-  line?: number;
-  /** A column name (CSV) or a 1-based character position. */
-  column?: string | number;
-  /** A config field, e.g. "strategy.hyperparameters". */
-  field?: string;
-  /** A row id. */
-  id?: string;
-}
+import type { Where } from "@merge/tensor-io";
+
+/** The error-location shape, shared with @merge/tensor-io. */
+export type { Where };
 
 /** An error in the input; the CLI reports it as one clear message (no stack) and a given exit code. */
 export class SubmitError extends Error {

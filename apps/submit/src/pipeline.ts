@@ -23,7 +23,7 @@ import {
 } from "@merge/mistral-onnx";
 import type { MergeContext, ResultKind } from "@merge/strategies";
 import { PeftAdapter, SafetensorsCheckpoint, writeFileAtomic } from "@merge/tensor-io";
-import { buildIntoCache, cacheKey, isCachedBuild } from "./cache.js";
+import { buildDirFor, buildIntoCache, cacheKey, isCachedBuild } from "./cache.js";
 import { DEFAULT_CONFIG, type SubmitConfig, loadConfig } from "./config.js";
 import { EXIT_BUDGET_CUT, EXIT_ROW_ERRORS, InternalError, SubmitError } from "./errors.js";
 import {
@@ -36,27 +36,18 @@ import {
 } from "./merge.js";
 import { PhaseTimer, formatPhaseTable, processPeakRssMiB } from "./phases.js";
 import { checkOutputsOutsideSources } from "./outputs.js";
-import { buildKeyParts, planRun } from "./plan.js";
+import { buildKeyParts, planRun, type RunOverrides } from "./plan.js";
 import { saveMergedAdapter } from "./save-adapter.js";
 import { type ModelSource, expandExpertSpecs, resolveModelSource } from "./sources.js";
 import { sweepStaleTemps } from "./stale.js";
 import type { ResolvedStrategy } from "./strategy.js";
 import { resolveFrom } from "./workspace.js";
 
-export interface SubmitOptions {
+export interface SubmitOptions extends RunOverrides {
   /** Workspace root: relative paths (flags and config) resolve against it. */
   root: string;
   /** Config file; default configs/embedded.yaml under the root, else the built-in default. */
   configFile?: string;
-  method?: string;
-  /** Hyperparameter overrides (`--hyper KEY=VALUE`), checked against the method by the plan. */
-  hyper?: Record<string, unknown>;
-  data?: string;
-  out?: string;
-  budgetSeconds?: number;
-  mergeOnly?: boolean;
-  saveAdapter?: string;
-  evalLabelled?: string[];
   skipBadRows?: boolean;
   /** Progress bars (they also need a TTY). */
   progress?: boolean;
@@ -208,18 +199,8 @@ type Log = (message: string) => void;
 /** Plan: every check that needs no model or data file, before anything is read. */
 async function planPhase(opts: SubmitOptions, startedAt: number): Promise<Planned> {
   const loaded = await loadRunConfig(opts);
-  const runPlan = planRun(loaded.config, {
-    root: opts.root,
-    configFile: loaded.file,
-    ...(opts.method !== undefined ? { method: opts.method } : {}),
-    ...(opts.hyper !== undefined ? { hyper: opts.hyper } : {}),
-    ...(opts.data !== undefined ? { data: opts.data } : {}),
-    ...(opts.out !== undefined ? { out: opts.out } : {}),
-    ...(opts.budgetSeconds !== undefined ? { budgetSeconds: opts.budgetSeconds } : {}),
-    ...(opts.mergeOnly !== undefined ? { mergeOnly: opts.mergeOnly } : {}),
-    ...(opts.saveAdapter !== undefined ? { saveAdapter: opts.saveAdapter } : {}),
-    ...(opts.evalLabelled !== undefined ? { evalLabelled: opts.evalLabelled } : {}),
-  });
+  // The overrides (RunOverrides) pass through as they are; the config file is the one loaded.
+  const runPlan = planRun(loaded.config, { ...opts, configFile: loaded.file });
   const strat: ResolvedStrategy = { strategy: runPlan.strategy, hyper: runPlan.hyper };
   // The budget covers merge and evaluation; keep a little back for writing the outputs.
   const budgetMs = runPlan.config.budgetSeconds * 1000;
@@ -437,7 +418,7 @@ async function buildPhase(
     expertSources.map((e) => e.fingerprint),
   );
   const key = cacheKey(keyParts);
-  const buildDir = join(cacheRoot, `onnx-${key}`);
+  const buildDir = buildDirFor(cacheRoot, key);
   const hit = isCachedBuild(buildDir);
   report.cache = { dir: buildDir, key, hit };
   const buildStart = performance.now();

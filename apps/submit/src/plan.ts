@@ -61,12 +61,8 @@ export function codeVersions(from = dirname(fileURLToPath(import.meta.url))): Co
   return cachedVersions;
 }
 
-/** The command-line side of a run: what overrides the config and what the run does. */
-export interface RunFlags {
-  /** Workspace root: relative paths (flags and config) resolve against it. */
-  root: string;
-  /** The config file the config came from (null = the built-in default), for messages. */
-  configFile: string | null;
+/** What the command line overrides in the config, and what the run does. */
+export interface RunOverrides {
   method?: string;
   /** `--hyper KEY=VALUE` overrides of the method's hyperparameters (after any --method). */
   hyper?: Record<string, unknown>;
@@ -76,6 +72,14 @@ export interface RunFlags {
   mergeOnly?: boolean;
   saveAdapter?: string;
   evalLabelled?: string[];
+}
+
+/** The command-line side of a run, as planRun takes it. */
+export interface RunFlags extends RunOverrides {
+  /** Workspace root: relative paths (flags and config) resolve against it. */
+  root: string;
+  /** The config file the config came from (null = the built-in default), for messages. */
+  configFile: string | null;
   /** Versions of KEYED_PACKAGES (default: read by codeVersions()). */
   versions?: CodeVersions;
 }

@@ -1,6 +1,6 @@
 import type { MergeContext } from "@merge/strategies";
 import { writePeftAdapter } from "@merge/tensor-io";
-import { SubmitError } from "./errors.js";
+import { InternalError, SubmitError } from "./errors.js";
 import { type LoadedExpert, type MergePlan, type MergeStats, mergeModule } from "./merge.js";
 import type { ResolvedStrategy } from "./strategy.js";
 
@@ -26,16 +26,11 @@ export async function saveMergedAdapter(
     const r = await mergeModule(module, shape, experts, strategy, hyper, ctx);
     stats.ms += performance.now() - t0;
     stats.modules++;
-    if (r.kind === "dense") {
-      throw new SubmitError(
-        `--save-adapter: method ${strategy.name} gives a dense delta for ${module}; only low-rank results can be saved as a LoRA adapter`,
-        1,
-        { where: { module } },
-      );
-    }
-    if (r.kind === "routed") {
-      throw new SubmitError(
-        `--save-adapter: method ${strategy.name} returns a routed mixture (its experts are applied per token by a router), which no single LoRA adapter can hold; it is exported as the ONNX model only. Pick a low-rank method (--list-methods says which) to save an adapter`,
+    // planRun refuses --save-adapter for methods that do not declare low-rank results.
+    if (r.kind !== "lowrank") {
+      throw new InternalError(
+        `${strategy.name} declares ${strategy.resultKind} results but returned a ${r.kind} result`,
+        { module },
       );
     }
     if (r.rank === 0) continue; // nothing to add for this module

@@ -1,11 +1,13 @@
 import { readdir, rm } from "node:fs/promises";
 import { join } from "node:path";
+import { atomicTempPid } from "@merge/tensor-io";
+import { buildTempPid } from "./cache.js";
 
 /**
- * Temporary names written by this toolkit, with the writer's pid: atomic files
- * (`.<name>.<pid>.<hex>.tmp`, tensor-io and eval) and cache builds (`onnx-<key>.tmp-<pid>`).
+ * The writer's pid of a temporary this toolkit writes: an atomic file (tensor-io's
+ * atomicTempName, also eval's form) or a cache build folder (buildTempDir).
  */
-const TEMP_NAMES = [/^\..+\.(\d+)\.[0-9a-f]+\.tmp$/, /^onnx-[0-9a-f]+\.tmp-(\d+)$/];
+const tempPid = (name: string) => atomicTempPid(name) ?? buildTempPid(name);
 
 /** False only when no process has that pid (ESRCH); a live or foreign (EPERM) pid counts as alive. */
 function pidAlive(pid: number): boolean {
@@ -19,7 +21,7 @@ function pidAlive(pid: number): boolean {
 
 /**
  * Removes temporaries that killed runs left in `dirs` (a run killed with -9 never reaches its
- * cleanup). Only names of the patterns above whose writer is gone are touched, so a run in
+ * cleanup). Only such temporaries whose writer is gone are touched, so a run in
  * progress beside this one keeps its files. Returns the removed paths.
  */
 export async function sweepStaleTemps(dirs: readonly string[]): Promise<string[]> {
@@ -32,12 +34,10 @@ export async function sweepStaleTemps(dirs: readonly string[]): Promise<string[]
       continue; // not there yet: nothing to sweep
     }
     for (const name of names) {
-      for (const pattern of TEMP_NAMES) {
-        const pid = Number(pattern.exec(name)?.[1]);
-        if (!Number.isInteger(pid) || pid <= 0 || pid === process.pid || pidAlive(pid)) continue;
-        await rm(join(dir, name), { recursive: true, force: true });
-        removed.push(join(dir, name));
-      }
+      const pid = tempPid(name);
+      if (pid === undefined || pid <= 0 || pid === process.pid || pidAlive(pid)) continue;
+      await rm(join(dir, name), { recursive: true, force: true });
+      removed.push(join(dir, name));
     }
   }
   return removed;

@@ -1,6 +1,7 @@
 /**
- * What an error is about, whichever parts apply: the toolkit-wide convention (each package
- * defines this same shape, so packages stay independent). Set next to the message.
+ * What an error is about, whichever parts apply: the toolkit-wide convention. Defined
+ * here and in the other packages that depend on nothing (@merge/lora, @merge/tensor-io,
+ * @merge/eval), so they stay independent; the others re-export one of these. Set next to the message.
  */
 export interface Where {
   file?: string;

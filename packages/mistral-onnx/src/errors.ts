@@ -1,22 +1,7 @@
-/**
- * What an error is about, whichever parts apply: the toolkit-wide convention (each package
- * defines this same shape, so packages stay independent). Set next to the message.
- */
-export interface Where {
-  file?: string;
-  tensor?: string;
-  module?: string;
-  /** 1-based data row (CSV). */
-  row?: number;
-  /** 1-based line in the file. */
-  line?: number;
-  /** A column name (CSV) or a 1-based character position. */
-  column?: string | number;
-  /** A config field, e.g. "runtime.dtype". */
-  field?: string;
-  /** A row id. */
-  id?: string;
-}
+import type { Where } from "@merge/tensor-io";
+
+/** The error-location shape, shared with @merge/tensor-io. */
+export type { Where };
 
 /** A bad model directory, config, weight or argument. Names the file/tensor involved when there is one. */
 export class MistralOnnxError extends Error {

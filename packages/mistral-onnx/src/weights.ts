@@ -198,16 +198,31 @@ function stackSideBranches(
   const bT = new Float32Array(rank * sumOut);
   let r0 = 0;
   for (const s of sides) {
-    // A: s.rank × in → columns r0.. of aT (in × rank)
-    transposeInto(aT, rank, r0, s.A, s.rank, inF);
-    // B: out × s.rank → rows r0.. of bT, columns s.col..
-    for (let o = 0; o < s.out; o++) {
-      for (let k = 0; k < s.rank; k++)
-        bT[(r0 + k) * sumOut + s.col + o] = s.B[o * s.rank + k] as number;
-    }
+    placeFactors(aT, bT, rank, sumOut, r0, s.col, s, inF);
     r0 += s.rank;
   }
   return { rank, aT, bT };
+}
+
+/**
+ * Writes one factor pair into stacked transposed factors: A (r × in) into columns r0.. of aT
+ * (in × rank), B (out × r) into rows r0.. of bT (rank × sumOut) at output columns col..
+ */
+function placeFactors(
+  aT: Float32Array,
+  bT: Float32Array,
+  rank: number,
+  sumOut: number,
+  r0: number,
+  col: number,
+  f: { A: Float32Array; B: Float32Array; rank: number; out: number },
+  inF: number,
+): void {
+  transposeInto(aT, rank, r0, f.A, f.rank, inF);
+  for (let o = 0; o < f.out; o++) {
+    for (let k = 0; k < f.rank; k++)
+      bT[(r0 + k) * sumOut + col + o] = f.B[o * f.rank + k] as number;
+  }
 }
 
 /**
@@ -240,12 +255,16 @@ function stackRouted(parts: RoutedPart[], inF: number, sumOut: number): RoutedBr
   parts.forEach((p, m) => {
     p.experts.forEach((e, i) => {
       if (!e) return;
-      const r0 = groupStart[m * E + i] as number;
-      transposeInto(aT, rank, r0, e.A, e.rank, inF);
-      for (let o = 0; o < p.out; o++) {
-        for (let k = 0; k < e.rank; k++)
-          bT[(r0 + k) * sumOut + p.col + o] = e.B[o * e.rank + k] as number;
-      }
+      placeFactors(
+        aT,
+        bT,
+        rank,
+        sumOut,
+        groupStart[m * E + i] as number,
+        p.col,
+        { ...e, out: p.out },
+        inF,
+      );
     });
   });
   return { router: first.router, modules: M, experts: E, rank, aT, bT, groupStart, groupRank };

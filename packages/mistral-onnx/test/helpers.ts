@@ -3,6 +3,7 @@ import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { SafetensorsCheckpoint } from "@merge/tensor-io";
+import { expect } from "vitest";
 import {
   buildOnnxModel,
   type BuildOnnxModelOptions,
@@ -167,4 +168,47 @@ export async function tiledCacheScores(
       sum += logProbOf(run.logits, (b * L + j - 1) * V, V, r[j] as number);
     return { sum, tokens: r.length };
   });
+}
+
+/**
+ * Logits of a padded batch (ids and mask: batch × seq, left padding) through the KV cache:
+ * prefill all but the last `tail` positions, then one token at a time. batch × seq × V.
+ */
+export async function logitsThroughCache(
+  runner: MistralRunner,
+  ids: number[][],
+  mask: number[][],
+  tail: number,
+): Promise<Float32Array> {
+  const V = runner.config.vocabSize;
+  const batch = ids.length;
+  const seq = (mask[0] as number[]).length;
+  const positions = mask.map((m) => {
+    let p = -1;
+    return m.map((x) => (x ? ++p : 0));
+  });
+  const split = seq - tail;
+  const got = new Float32Array(batch * seq * V);
+  const place = (logits: Float32Array, from: number, n: number) => {
+    for (let b = 0; b < batch; b++)
+      for (let s = 0; s < n; s++)
+        got.set(logits.subarray((b * n + s) * V, (b * n + s + 1) * V), (b * seq + from + s) * V);
+  };
+  let r = await runner.forward({
+    inputIds: ids.map((row) => row.slice(0, split)),
+    attentionMask: mask.map((m) => m.slice(0, split)),
+    positionIds: positions.map((p) => p.slice(0, split)),
+  });
+  place(r.logits, 0, split);
+  for (let s = split; s < seq; s++) {
+    r = await runner.forward({
+      inputIds: ids.map((row) => [row[s] as number]),
+      attentionMask: mask.map((m) => m.slice(0, s + 1)),
+      positionIds: positions.map((p) => [p[s] as number]),
+      past: r.present,
+    });
+    expect(r.present.length).toBe(s + 1);
+    place(r.logits, s, 1);
+  }
+  return got;
 }

@@ -5,6 +5,7 @@ import {
   buildAndOpen,
   FIXTURES,
   type LogitsReference,
+  logitsThroughCache,
   MODELS,
   type ModelReference,
   maxDiffValid,
@@ -65,36 +66,7 @@ describe.each(MODELS)("%s: parity with transformers (fp32)", (kind) => {
       const row = ref.rows[b] as number[];
       return m.map((x, s) => (x ? (row[s - (m.length - row.length)] as number) : pad));
     });
-    const positions = ref.mask.map((m) => {
-      let p = -1;
-      return m.map((x) => (x ? ++p : 0));
-    });
-    const split = ref.seq - 4;
-    const got = new Float32Array(ref.batch * ref.seq * V);
-    let r = await runner.forward({
-      inputIds: ids.map((r) => r.slice(0, split)),
-      attentionMask: ref.mask.map((m) => m.slice(0, split)),
-      positionIds: positions.map((p) => p.slice(0, split)),
-    });
-    const place = (logits: Float32Array, from: number, n: number) => {
-      for (let b = 0; b < ref.batch; b++)
-        for (let s = 0; s < n; s++)
-          got.set(
-            logits.subarray((b * n + s) * V, (b * n + s + 1) * V),
-            (b * ref.seq + from + s) * V,
-          );
-    };
-    place(r.logits, 0, split);
-    for (let s = split; s < ref.seq; s++) {
-      r = await runner.forward({
-        inputIds: ids.map((row) => [row[s] as number]),
-        attentionMask: ref.mask.map((m) => m.slice(0, s + 1)),
-        positionIds: positions.map((p) => [p[s] as number]),
-        past: r.present,
-      });
-      expect(r.present.length).toBe(s + 1);
-      place(r.logits, s, 1);
-    }
+    const got = await logitsThroughCache(runner, ids, ref.mask, 4);
     expect(maxDiffValid(got, ref.logits, ref.mask, V)).toBeLessThanOrEqual(TOL);
   });
 

@@ -13,7 +13,7 @@ import {
   type RouterSpec,
   type WeightDelta,
 } from "../src/index.js";
-import { buildAndOpen, FIXTURES, maxDiffValid, tempDir } from "./helpers.js";
+import { buildAndOpen, FIXTURES, logitsThroughCache, maxDiffValid, tempDir } from "./helpers.js";
 
 /**
  * Parity of the routed side branch (SMILE, Arrow, Chance-Lift) with an independent PyTorch
@@ -167,44 +167,10 @@ function source(results: Map<string, RoutedMergeResult>): DeltaSource {
 }
 
 /** Prefill all but the last `tail` positions, then one token at a time; logits batch × seq × V. */
-async function throughCache(
-  runner: MistralRunner,
-  ref: RoutedReference,
-  tail: number,
-): Promise<Float32Array> {
+function throughCache(runner: MistralRunner, ref: RoutedReference, tail: number) {
   const pad = runner.tokenizer.padId;
   const ids = ref.ids.map((row, b) => row.map((id, s) => (ref.mask[b]?.[s] ? id : pad)));
-  const positions = ref.mask.map((m) => {
-    let p = -1;
-    return m.map((x) => (x ? ++p : 0));
-  });
-  const split = ref.seq - tail;
-  const got = new Float32Array(ref.batch * ref.seq * V);
-  const place = (logits: Float32Array, from: number, n: number) => {
-    for (let b = 0; b < ref.batch; b++)
-      for (let s = 0; s < n; s++)
-        got.set(
-          logits.subarray((b * n + s) * V, (b * n + s + 1) * V),
-          (b * ref.seq + from + s) * V,
-        );
-  };
-  let r = await runner.forward({
-    inputIds: ids.map((row) => row.slice(0, split)),
-    attentionMask: ref.mask.map((m) => m.slice(0, split)),
-    positionIds: positions.map((p) => p.slice(0, split)),
-  });
-  place(r.logits, 0, split);
-  for (let s = split; s < ref.seq; s++) {
-    r = await runner.forward({
-      inputIds: ids.map((row) => [row[s] as number]),
-      attentionMask: ref.mask.map((m) => m.slice(0, s + 1)),
-      positionIds: positions.map((p) => [p[s] as number]),
-      past: r.present,
-    });
-    expect(r.present.length).toBe(s + 1);
-    place(r.logits, s, 1);
-  }
-  return got;
+  return logitsThroughCache(runner, ids, ref.mask, tail);
 }
 
 let info: ExpertsJson;

@@ -1,5 +1,8 @@
 import type { ParamSpec } from "./hyper.js";
-import type { LoraModule } from "@merge/lora";
+import type { LoraModule, Where } from "@merge/lora";
+
+/** The error-location shape, shared with @merge/lora (this package's one dependency). */
+export type { Where };
 
 export interface ModuleMergeInput {
   module: string;
@@ -78,26 +81,6 @@ export interface StrategyDefinition<H extends Record<string, unknown>> {
    */
   checkHyper(hyper: Partial<Record<string, unknown>> | undefined): H;
   merge(input: ModuleMergeInput, hyper: H, ctx: MergeContext): MergeResult;
-}
-
-/**
- * What an error is about, whichever parts apply: the toolkit-wide convention (each package
- * defines this same shape, so packages stay independent). Set next to the message.
- */
-export interface Where {
-  file?: string;
-  tensor?: string;
-  module?: string;
-  /** 1-based data row (CSV). */
-  row?: number;
-  /** 1-based line in the file. */
-  line?: number;
-  /** A column name (CSV) or a 1-based character position. */
-  column?: string | number;
-  /** A config field, e.g. "runtime.dtype". */
-  field?: string;
-  /** A row id. */
-  id?: string;
 }
 
 /** Bad strategy name, hyperparameter or merge input; names the module when there is one. */

@@ -23,10 +23,7 @@ export async function writeFileAtomic(path: string, content: AtomicFileContent):
   const folder = dirname(path);
   await mkdir(folder, { recursive: true });
   // Hidden temp name in the same folder so the rename stays on one filesystem.
-  const temp = join(
-    folder,
-    `.${basename(path)}.${process.pid}.${randomBytes(6).toString("hex")}.tmp`,
-  );
+  const temp = join(folder, atomicTempName(basename(path)));
   const handle = await open(temp, "wx");
   try {
     await write(handle);
@@ -43,4 +40,19 @@ export async function writeFileAtomic(path: string, content: AtomicFileContent):
 /** writeFileAtomic for UTF-8 text. */
 export async function writeTextAtomic(path: string, text: string): Promise<void> {
   await writeFileAtomic(path, text);
+}
+
+/**
+ * The temporary name an atomic write of `name` uses: `.<name>.<pid>.<hex>.tmp`, hidden, beside
+ * the target, with the writer's pid so a later run can tell a killed writer's leftovers
+ * (atomicTempPid). @merge/eval's CSV writer uses the same form.
+ */
+export function atomicTempName(name: string, pid = process.pid): string {
+  return `.${name}.${pid}.${randomBytes(6).toString("hex")}.tmp`;
+}
+
+/** The writer's pid when `name` is an atomic write's temporary (atomicTempName), else undefined. */
+export function atomicTempPid(name: string): number | undefined {
+  const m = /^\..+\.(\d+)\.[0-9a-f]+\.tmp$/.exec(name);
+  return m ? Number(m[1]) : undefined;
 }

@@ -1,4 +1,10 @@
-export { type AtomicFileContent, writeFileAtomic, writeTextAtomic } from "./atomic.js";
+export {
+  type AtomicFileContent,
+  atomicTempName,
+  atomicTempPid,
+  writeFileAtomic,
+  writeTextAtomic,
+} from "./atomic.js";
 export { DTYPE_SIZE, type DType } from "./dtypes.js";
 export {
   PeftAdapterError,

@@ -45,14 +45,19 @@ export function firstInvalidUtf8(bytes: Uint8Array): number {
   return -1;
 }
 
-/** Decodes strict UTF-8 (a leading BOM is dropped), or returns where it first goes wrong. */
+/**
+ * Decodes strict UTF-8 (a leading BOM is dropped), or returns where it first goes wrong. The
+ * platform's fatal decoder validates; the byte scan runs only on failure, to say where.
+ */
 export function decodeUtf8Strict(
   bytes: Uint8Array,
 ): { ok: true; text: string } | { ok: false; offset: number; line: number } {
-  const offset = firstInvalidUtf8(bytes);
-  if (offset < 0)
+  try {
     return { ok: true, text: new TextDecoder("utf-8", { fatal: true }).decode(bytes) };
-  let line = 1;
-  for (let i = 0; i < offset; i++) if (bytes[i] === 0x0a) line++;
-  return { ok: false, offset, line };
+  } catch {
+    const offset = Math.max(0, firstInvalidUtf8(bytes));
+    let line = 1;
+    for (let i = 0; i < offset; i++) if (bytes[i] === 0x0a) line++;
+    return { ok: false, offset, line };
+  }
 }

@@ -1,5 +1,5 @@
 import type { RoutedBranch } from "../weights.js";
-import type { GraphContext } from "./context.js";
+import { type GraphContext, toBytes } from "./context.js";
 
 /** Added to the scores of absent experts: finite, so softmax stays NaN-free. */
 const ABSENT = -1e30;
@@ -43,14 +43,29 @@ export async function routedBranch(
   const memberT = new Float32Array(G * R);
   for (let c = 0; c < R; c++)
     for (let grp = 0; grp < G; grp++) memberT[grp * R + c] = member[c * G + grp] as number;
-  const spreadW = await g.weight(`${name}.routed_spread`, "float32", [G, R], f32Bytes(memberT));
+  const spreadW = await g.weight(
+    `${name}.routed_spread`,
+    "float32",
+    [G, R],
+    toBytes(memberT, "fp32"),
+  );
 
   let score: string; // [B,S,G]
   if (router.score === "first") {
-    const firstW = await g.weight(`${name}.routed_first`, "float32", [R, G], f32Bytes(firstOnly));
+    const firstW = await g.weight(
+      `${name}.routed_first`,
+      "float32",
+      [R, G],
+      toBytes(firstOnly, "fp32"),
+    );
     score = g.op1("MatMul", [g.op1("Abs", [z]), firstW]);
   } else {
-    const memberW = await g.weight(`${name}.routed_groups`, "float32", [R, G], f32Bytes(member));
+    const memberW = await g.weight(
+      `${name}.routed_groups`,
+      "float32",
+      [R, G],
+      toBytes(member, "fp32"),
+    );
     const energy = g.op1("MatMul", [g.op1("Mul", [z, z]), memberW]);
     if (router.score === "norm") {
       score = g.op1("Sqrt", [energy]);
@@ -111,8 +126,4 @@ export async function routedBranch(
   const flatGates = g.op1("Reshape", [gates, i64([0, 0, G])]);
   const colGates = g.op1("MatMul", [flatGates, spreadW]); // [B,S,R]
   return g.op1("MatMul", [toModel(g.op1("Mul", [z, colGates])), bT]);
-}
-
-function f32Bytes(v: Float32Array): Uint8Array {
-  return new Uint8Array(v.buffer, v.byteOffset, v.byteLength);
 }

@@ -1,4 +1,4 @@
-import { type LoraModule, lowRankSvd } from "@merge/lora";
+import { type LoraModule, lowRankSvd, svdToLowRank, truncateSvd } from "@merge/lora";
 import { defineStrategy, type NumberParam } from "../hyper.js";
 import type { ModuleMergeInput, RoutedExpert, RoutedMergeResult, Router } from "../types.js";
 import { nonzeroRank } from "./spectral.js";
@@ -23,12 +23,7 @@ export function routedExperts(input: ModuleMergeInput): Array<RoutedExpert | nul
     });
     const k = nonzeroRank(svd.S);
     if (k === 0) return null;
-    const A = new Float32Array(k * n);
-    const B = new Float32Array(m * k);
-    for (let c = 0; c < k; c++) {
-      for (let j = 0; j < n; j++) A[c * n + j] = svd.V[j * svd.rank + c]!;
-      for (let i = 0; i < m; i++) B[i * k + c] = svd.U[i * svd.rank + c]! * svd.S[c]!;
-    }
+    const { A, B } = svdToLowRank(truncateSvd(svd, k)); // A = Vᵀ, B = U·S
     return { A, B, rank: k };
   });
 }

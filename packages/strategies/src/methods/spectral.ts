@@ -1,6 +1,6 @@
 import { lowRankSvd, matmul, matmulTransA, matmulTransB, smallSvd, thinQr } from "@merge/lora";
 import { defineStrategy, expertWeights, PARAMS } from "../hyper.js";
-import { lowRankResult } from "../to-low-rank.js";
+import { factorsFromDirections, lowRankResult } from "../to-low-rank.js";
 import type { ModuleMergeInput } from "../types.js";
 import { weightedSumFactors } from "./linear.js";
 import { SINGULAR_TOLERANCE } from "./osm.js";
@@ -33,7 +33,7 @@ export const isoC = defineStrategy({
     const R = nonzeroRank(svd.S);
     let mean = 0;
     for (let i = 0; i < R; i++) mean += svd.S[i]! / R;
-    return directionsResult(input, svd.U, svd.V, svd.rank, R, () => h.alpha * mean);
+    return flat(input, svd.U, svd.V, svd.rank, R, h.alpha * mean);
   },
 });
 
@@ -59,7 +59,7 @@ export const energyIso = defineStrategy({
     });
     // R equal singular values σ carry R·σ² of energy: σ = √(mean energy / R).
     const sigma = R > 0 && present > 0 ? Math.sqrt(energy / present / R) : 0;
-    return directionsResult(input, svd.U, svd.V, svd.rank, R, () => sigma);
+    return flat(input, svd.U, svd.V, svd.rank, R, sigma);
   },
 });
 
@@ -99,12 +99,8 @@ export const tsvM = defineStrategy({
     if (K === 0) return lowRankResult({ A: [], B: [], rank: 0, outFeatures: m, inFeatures: n });
     const Uo = polar(columnsToMatrix(U, m), m, K);
     const Vo = polar(columnsToMatrix(V, n), n, K);
-    const B = new Float64Array(m * K);
-    const A = new Float64Array(K * n);
-    for (let i = 0; i < m; i++)
-      for (let c = 0; c < K; c++) B[i * K + c] = Uo[i * K + c]! * S[c]! * h.alpha;
-    for (let c = 0; c < K; c++) for (let j = 0; j < n; j++) A[c * n + j] = Vo[j * K + c]!;
-    return lowRankResult({ A, B, rank: K, outFeatures: m, inFeatures: n });
+    const directions = S.map((s, k) => ({ k, value: s * h.alpha }));
+    return factorsFromDirections(Uo, Vo, K, directions, m, n);
   },
 });
 
@@ -172,7 +168,7 @@ export const isoCts = defineStrategy({
     const Vo = polar(columnsToMatrix(V, n), n, K);
     let mean = 0;
     for (let c = 0; c < RM; c++) mean += M.S[c]! / RM;
-    return directionsResult(input, Uo, Vo, K, K, () => h.alpha * mean);
+    return flat(input, Uo, Vo, K, K, h.alpha * mean);
   },
 });
 
@@ -204,22 +200,15 @@ function polar(M: Float64Array, rows: number, K: number): Float64Array {
   return matmulTransB(left, core.v, rows, core.q, K); // (rows × q)·(K × q)ᵀ
 }
 
-/** B = U[:, :R]·value, A = V[:, :R]ᵀ as a low-rank result. */
-function directionsResult(
+/** The first R directions of U·Vᵀ (q columns each), all at the same singular value: a flat spectrum. */
+function flat(
   input: ModuleMergeInput,
   U: Float64Array,
   V: Float64Array,
   q: number,
   R: number,
-  value: (c: number) => number,
+  value: number,
 ) {
-  const { outFeatures: m, inFeatures: n } = input;
-  const B = new Float64Array(m * R);
-  const A = new Float64Array(R * n);
-  for (let c = 0; c < R; c++) {
-    const v = value(c);
-    for (let i = 0; i < m; i++) B[i * R + c] = U[i * q + c]! * v;
-    for (let j = 0; j < n; j++) A[c * n + j] = V[j * q + c]!;
-  }
-  return lowRankResult({ A, B, rank: R, outFeatures: m, inFeatures: n });
+  const directions = Array.from({ length: R }, (_, k) => ({ k, value }));
+  return factorsFromDirections(U, V, q, directions, input.outFeatures, input.inFeatures);
 }
