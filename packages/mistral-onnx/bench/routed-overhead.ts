@@ -142,8 +142,9 @@ if (!existsSync(join(modelDir, "model.safetensors"))) {
   execFileSync(
     PYTHON,
     [
-      join(ROOT, "tools", "fixtures", "mistral-onnx", "make_layer_model.py"),
+      join(ROOT, "tools", "fixtures", "mistral-onnx", "make_bench_model.py"),
       modelDir,
+      ...["--size", "7b"],
       ...["--hidden", String(H), "--intermediate", String(INTER), "--layers", String(LAYERS)],
       ...["--heads", String(HEADS), "--kv-heads", String(KV_HEADS), "--vocab", String(VOCAB)],
     ],
