@@ -1,5 +1,6 @@
 import type { ForwardFn } from "./forward.js";
 import { leftPad } from "./forward.js";
+import { releaseKvCache } from "./kv-cache.js";
 import { argmaxRow } from "./scoring.js";
 import type { Tokenizer } from "./tokenizer.js";
 
@@ -67,6 +68,7 @@ export async function generateIds(
     }
     if (done.every(Boolean) || t === maxNew - 1) break;
     attn = attn.map((row) => [...row, 1]);
+    const past = r.present;
     r = await ctx.forward({
       inputIds: next.map((x) => [x]),
       attentionMask: attn,
@@ -74,10 +76,12 @@ export async function generateIds(
         nextPos[b] = p + 1;
         return [p];
       }),
-      past: r.present,
+      past,
       logitsToKeep: 1,
     });
+    releaseKvCache(past);
   }
+  releaseKvCache(r.present);
   return out;
 }
 

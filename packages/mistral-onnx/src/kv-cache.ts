@@ -32,6 +32,16 @@ export function emptyKvCache(shape: KvShape, batch: number): KvCache {
 }
 
 /**
+ * Frees a cache the caller no longer needs. Tensors that live on a GPU (WebGPU "gpu-buffer"
+ * outputs) hold device memory until disposed; host tensors are left to the garbage collector.
+ */
+export function releaseKvCache(cache: KvCache): void {
+  for (const t of [...cache.keys, ...cache.values]) {
+    if (t.location !== "cpu") t.dispose();
+  }
+}
+
+/**
  * Repeats a batch-1 cache `times` times along the batch axis. The runner no longer uses it for
  * scoring (issue 10: choices run one by one on the shared cache); the tests and
  * bench/score-memory.ts use it to reproduce the old tiled method.

@@ -1,6 +1,7 @@
 import type * as ort from "onnxruntime-node";
 import { type MistralConfig, readMistralConfig } from "./config.js";
 import { MistralOnnxError } from "./errors.js";
+import { IO } from "./io.js";
 import { type ForwardResult, type ForwardStep, leftPad, runForward } from "./forward.js";
 import {
   type GenerateContext,
@@ -73,7 +74,11 @@ export class MistralRunner {
         { field: "choiceTokenization" },
       );
     }
-    const { session, provider } = await createSession(options);
+    const deviceOutputs = Array.from({ length: config.numLayers }, (_, l) => [
+      IO.presentKey(l),
+      IO.presentValue(l),
+    ]).flat();
+    const { session, provider } = await createSession({ ...options, deviceOutputs });
     const kv = kvShapeOf(session, config);
     return new MistralRunner(session, tokenizer, config, kv, provider, tokenization);
   }

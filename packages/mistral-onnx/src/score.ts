@@ -1,5 +1,6 @@
 import { MistralOnnxError } from "./errors.js";
 import type { ForwardFn } from "./forward.js";
+import { releaseKvCache } from "./kv-cache.js";
 import type { ChoiceTokenization } from "./options.js";
 import { continuationTokens, logProbOf, separateContinuationTokens } from "./scoring.js";
 import type { Tokenizer } from "./tokenizer.js";
@@ -64,11 +65,13 @@ export async function scoreContinuations(
         past: pre.present,
         logitsToKeep: 0,
       });
+      releaseKvCache(run.present);
       for (let j = 1; j < r.length; j++)
         sum += logProbOf(run.logits, (j - 1) * V, V, r[j] as number);
     }
     results[i] = { sum, mean: sum / r.length, tokens: r.length };
   }
+  releaseKvCache(pre.present);
   continuations.forEach((r, i) => {
     if (r.length === 0)
       results[i] = { sum: Number.NEGATIVE_INFINITY, mean: Number.NEGATIVE_INFINITY, tokens: 0 };

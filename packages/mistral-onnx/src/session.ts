@@ -21,6 +21,13 @@ export interface SessionOptions {
   threads?: number;
   allowSpinning?: boolean;
   onWarning?: (message: string) => void;
+  /**
+   * Outputs to leave on the GPU (onnxruntime's "gpu-buffer" location) when the WebGPU provider
+   * starts: the runner passes the present KV outputs, which it feeds back as the next step's past,
+   * so the cache never crosses to the host. onnxruntime-node binds device outputs only for WebGPU;
+   * CUDA outputs always come back to the host.
+   */
+  deviceOutputs?: readonly string[];
 }
 
 export interface OpenedSession {
@@ -54,10 +61,21 @@ export async function createSession(options: SessionOptions): Promise<OpenedSess
       : {}),
   };
   const warn = options.onWarning ?? ((m: string) => console.warn(m));
-  const open = (eps: string[]) =>
-    ort.InferenceSession.create(options.onnxPath, { ...base, executionProviders: eps });
+  const open = (eps: string[], extra: ort.InferenceSession.SessionOptions = {}) =>
+    ort.InferenceSession.create(options.onnxPath, { ...base, ...extra, executionProviders: eps });
+  const onDevice: ort.InferenceSession.SessionOptions =
+    provider === "webgpu" && options.deviceOutputs?.length
+      ? {
+          preferredOutputLocation: Object.fromEntries(
+            options.deviceOutputs.map((n) => [n, "gpu-buffer" as const]),
+          ),
+        }
+      : {};
   try {
-    return { session: await open(provider === "cpu" ? ["cpu"] : [provider, "cpu"]), provider };
+    return {
+      session: await open(provider === "cpu" ? ["cpu"] : [provider, "cpu"], onDevice),
+      provider,
+    };
   } catch (e) {
     if (provider === "cpu") throw cannotLoad(options.onnxPath, e);
     warn(
