@@ -13,6 +13,14 @@ npx esbuild apps/submit/src/cli.ts --bundle --platform=node --format=esm --targe
   --outfile="$D/cli.mjs" --conditions=source --external:onnxruntime-node --external:onnx-proto \
   --log-level=warning \
   --banner:js="import { createRequire as __cr } from 'node:module'; const require = __cr(import.meta.url);"
+npx esbuild packages/mistral-onnx/bench/provider-check.ts --bundle --platform=node --format=esm \
+  --target=node20 --outfile="$D/provider-check.mjs" --conditions=source --external:onnxruntime-node \
+  --external:onnx-proto --log-level=warning \
+  --banner:js="import { createRequire as __cr } from 'node:module'; const require = __cr(import.meta.url);"
+cp ../shared/starter-kit/test.csv "$D/test.csv" # carried for the run, never committed
+MTJ=${MISTRAL_TOKENIZER_JS:-/tmp/mtj/node_modules/mistral-tokenizer-js/mistral-tokenizer.js}
+[ -f "$MTJ" ] || (mkdir -p /tmp/mtj && npm install --prefix /tmp/mtj --no-save mistral-tokenizer-js@1.0.0 >/dev/null)
+cp "$MTJ" "$D/mistral-tokenizer.js"
 P=node_modules/.pnpm
 cp -rL "$P/onnxruntime-node@1.30.0/node_modules/onnxruntime-node" "$D/node_modules/"
 find "$D/node_modules/onnxruntime-node/bin" -mindepth 3 -maxdepth 3 ! -path '*/linux/x64' -exec rm -rf {} +
