@@ -27,7 +27,8 @@ N - that generation rows in file order (a deterministic subset); --subset-csv wr
 in the input's columns so another runner (our CLI) can answer the same rows.
 
 Uses only APIs that transformers 5.17 and 5.24 share (from_pretrained(dtype=...),
-forward(past_key_values=..., logits_to_keep=...), DynamicCache.crop, generate) and peft's
+forward(past_key_values=..., logits_to_keep=...), DynamicCache.crop with a negative count, generate;
+5.24 warns that past_key_values is deprecated in favour of `cache`, which 5.17 lacks) and peft's
 long-standing PeftModel.from_pretrained / load_adapter / unload.
 """
 
@@ -433,7 +434,6 @@ def run(args) -> int:
 
     predictions: dict[str, str] = {}
     mc_prompt_tokens = choice_tokens = gen_prompt_tokens = generated_tokens = 0
-    crop_ok = None
     t_eval = sync()
 
     def progress(done: int, total: int, what: str, t_phase: float) -> None:
@@ -468,11 +468,12 @@ def run(args) -> int:
                     tgt = torch.tensor(c[1:], device=device)
                     s += float(lp.gather(1, tgt.unsqueeze(1)).sum())
                     cache = run_out.past_key_values
-                    cache.crop(P)  # back to the prompt: the next choice reuses it, no copy
-                    if crop_ok is None:
-                        crop_ok = cache.get_seq_length() == P
-                        if not crop_ok:
-                            raise PeerError("DynamicCache.crop did not restore the prompt length")
+                    # Back to the prompt: the next choice reuses it, no copy. A negative count
+                    # (tokens to remove) is what both 5.17 and 5.24 accept; 5.24 refuses the
+                    # older absolute length.
+                    cache.crop(-(len(c) - 1))
+                    if cache.get_seq_length() != P:
+                        raise PeerError("DynamicCache.crop did not restore the prompt's length")
                 scores.append(s)
             best = 0
             for i, s in enumerate(scores):  # first index on ties; NaN never wins
