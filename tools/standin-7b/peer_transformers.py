@@ -11,7 +11,8 @@ What it does, in order (each step timed on its own, clocks read after a device s
           so rsLoRA is honoured too), computed in fp32 and folded into each base weight, then the
           LoRA layers are removed (peft's unload): the eval runs on plain merged weights
   eval    multiple-choice rows first, in file order: the prompt (ids with BOS) runs once, its KV
-          cache is reused for every choice (cropped back to the prompt after each one, no copy);
+          cache is reused for every choice (cropped back to the prompt after each one, no copy;
+          a copy per choice where a sliding-window cache cannot be cropped, see score_choices);
           a choice is encoded alone without BOS (runtime.choiceTokenization "separate") and
           scored by the sum of its tokens' log-probabilities (fp32 log-softmax); the answer is the
           first index of the best score (a choice with no tokens scores -inf).
@@ -22,7 +23,7 @@ What it does, in order (each step timed on its own, clocks read after a device s
 
 Writes --out (id,prediction,dummy_field: the competition's format, dummy_field 0, rows in input
 order) and --report (JSON: rows, seconds per phase, token counts, peak GPU memory, device,
-versions). --limit N takes the first round(N * mc / total) multiple-choice rows and the first
+versions). --limit N takes the first round(N * mc / total) (halves up) multiple-choice rows and the first
 N - that generation rows in file order (a deterministic subset); --subset-csv writes those rows
 in the input's columns so another runner (our CLI) can answer the same rows.
 
@@ -35,6 +36,7 @@ long-standing PeftModel.from_pretrained / load_adapter / unload.
 from __future__ import annotations
 
 import argparse
+import copy
 import csv
 import json
 import math
@@ -254,7 +256,7 @@ def take_subset(rows: list[dict], limit: int | None) -> list[dict]:
         return rows
     mc = [r for r in rows if r["eval_type"] == "multiple_choice"]
     gen = [r for r in rows if r["eval_type"] == "generation"]
-    n_mc = min(len(mc), round(limit * len(mc) / len(rows)))
+    n_mc = min(len(mc), math.floor(limit * len(mc) / len(rows) + 0.5))  # halves round up
     n_gen = min(len(gen), limit - n_mc)
     n_mc = min(len(mc), limit - n_gen)
     keep = {id(r) for r in mc[:n_mc] + gen[:n_gen]}
@@ -434,11 +436,62 @@ def run(args) -> int:
 
     predictions: dict[str, str] = {}
     mc_prompt_tokens = choice_tokens = gen_prompt_tokens = generated_tokens = 0
+    kv_reuse = {"crop": 0, "copy": 0}
     t_eval = sync()
 
     def progress(done: int, total: int, what: str, t_phase: float) -> None:
         el = time.perf_counter() - t_phase
         log(f"{what}: {done}/{total} rows, {el:.1f}s ({el / max(done, 1):.3f}s/row)")
+
+    # How a choice reuses the prompt's KV cache. "crop": run the choice on the prompt's own
+    # cache, then crop the choice's tokens off again (no copy). transformers' sliding-window
+    # cache layers cannot roll back once the window is full (5.24 raises), so a row whose prompt
+    # plus choice would reach the window, or any row after a crop failed, runs each choice on
+    # copy.deepcopy of the prompt cache instead (transformers' documented way to reuse a prompt
+    # cache). Mistral-7B's window is 4096 tokens: the competition's rows all crop.
+    window = getattr(model.config, "sliding_window", None)
+    crop_broken: list[str] = []
+
+    def score_choices(context: list[int], conts: list[list[int]]) -> tuple[list[float], str]:
+        P = len(context)
+        longest = max((len(c) for c in conts), default=0)
+        mode = "crop" if not crop_broken and (window is None or P + longest < window) else "copy"
+        ids = torch.tensor([context], device=device)
+        out = model(input_ids=ids, use_cache=True, logits_to_keep=1)
+        first = torch.log_softmax(out.logits[0, -1].float(), dim=-1)
+        prompt_cache = out.past_key_values
+        scores = []
+        for c in conts:
+            if not c:
+                scores.append(-math.inf)  # as the toolkit: a choice with no tokens never wins
+                continue
+            s = float(first[c[0]])
+            if len(c) > 1:
+                # The last token's logits are not needed: the previous position scores it.
+                head = torch.tensor([c[:-1]], device=device)
+                mask = torch.ones((1, P + len(c) - 1), dtype=torch.long, device=device)
+                pos = torch.arange(P, P + len(c) - 1, device=device).unsqueeze(0)
+                cache = prompt_cache if mode == "crop" else copy.deepcopy(prompt_cache)
+                run_out = model(input_ids=head, attention_mask=mask, position_ids=pos,
+                                past_key_values=cache, use_cache=True)
+                lp = torch.log_softmax(run_out.logits[0].float(), dim=-1)
+                tgt = torch.tensor(c[1:], device=device)
+                s += float(lp.gather(1, tgt.unsqueeze(1)).sum())
+                if mode == "crop":
+                    # A negative count (tokens to remove) is what both 5.17 and 5.24 accept;
+                    # 5.24 refuses the older absolute length.
+                    why = "the prompt's length was not restored"
+                    try:
+                        run_out.past_key_values.crop(-(len(c) - 1))
+                        ok = run_out.past_key_values.get_seq_length() == P
+                    except (RuntimeError, ValueError) as e:
+                        ok, why = False, str(e)
+                    if not ok:
+                        crop_broken.append(why)
+                        log(f"warning: cache crop failed ({crop_broken[0]}); copying from now on")
+                        return score_choices(context, conts)  # this row again, with copies
+            scores.append(s)
+        return scores, mode
 
     with torch.inference_mode():
         t_mc = sync()
@@ -447,34 +500,8 @@ def run(args) -> int:
             conts = [tok.encode(c, special=False) for c in r["choices"]]
             mc_prompt_tokens += len(context)
             choice_tokens += sum(len(c) for c in conts)
-            ids = torch.tensor([context], device=device)
-            out = model(input_ids=ids, use_cache=True, logits_to_keep=1)
-            first = torch.log_softmax(out.logits[0, -1].float(), dim=-1)
-            cache = out.past_key_values
-            P = len(context)
-            scores = []
-            for c in conts:
-                if not c:
-                    scores.append(-math.inf)
-                    continue
-                s = float(first[c[0]])
-                if len(c) > 1:
-                    head = torch.tensor([c[:-1]], device=device)
-                    mask = torch.ones((1, P + len(c) - 1), dtype=torch.long, device=device)
-                    pos = torch.arange(P, P + len(c) - 1, device=device).unsqueeze(0)
-                    run_out = model(input_ids=head, attention_mask=mask, position_ids=pos,
-                                    past_key_values=cache, use_cache=True)
-                    lp = torch.log_softmax(run_out.logits[0].float(), dim=-1)
-                    tgt = torch.tensor(c[1:], device=device)
-                    s += float(lp.gather(1, tgt.unsqueeze(1)).sum())
-                    cache = run_out.past_key_values
-                    # Back to the prompt: the next choice reuses it, no copy. A negative count
-                    # (tokens to remove) is what both 5.17 and 5.24 accept; 5.24 refuses the
-                    # older absolute length.
-                    cache.crop(-(len(c) - 1))
-                    if cache.get_seq_length() != P:
-                        raise PeerError("DynamicCache.crop did not restore the prompt's length")
-                scores.append(s)
+            scores, mode = score_choices(context, conts)
+            kv_reuse[mode] += 1
             best = 0
             for i, s in enumerate(scores):  # first index on ties; NaN never wins
                 if s > scores[best] or (math.isnan(scores[best]) and not math.isnan(s)):
@@ -529,6 +556,8 @@ def run(args) -> int:
         "method": "linear (mean of (alpha/r) B A, folded into the weights)",
         "experts": [str(d) for d in experts],
         "mergedModules": merged_modules,
+        # Multiple-choice rows by how choices reused the prompt's cache (see score_choices).
+        "kvCacheReuse": {**kv_reuse, "cropFailure": crop_broken[0] if crop_broken else None},
         "seconds": {
             "load": load_s,
             "adapters": adapters_s,
