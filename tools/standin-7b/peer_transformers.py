@@ -432,7 +432,8 @@ def run(args) -> int:
     merge_s = sync() - t0
     log(f"merged {merged_modules} modules (linear: mean of (alpha/r) B A) in {merge_s:.2f}s")
     if merged_modules == 0:
-        raise PeerError("the adapters adapt no module of the base")
+        raise PeerError("no LoRA layer found in the model after loading the adapters with peft "
+                        f"{peft.__version__} (their target_modules match no module of the base?)")
 
     predictions: dict[str, str] = {}
     mc_prompt_tokens = choice_tokens = gen_prompt_tokens = generated_tokens = 0
@@ -484,8 +485,8 @@ def run(args) -> int:
                     try:
                         run_out.past_key_values.crop(-(len(c) - 1))
                         ok = run_out.past_key_values.get_seq_length() == P
-                    except (RuntimeError, ValueError) as e:
-                        ok, why = False, str(e)
+                    except Exception as e:  # noqa: BLE001 - any refusal: fall back to copies
+                        ok, why = False, f"{type(e).__name__}: {e}"
                     if not ok:
                         crop_broken.append(why)
                         log(f"warning: cache crop failed ({crop_broken[0]}); copying from now on")

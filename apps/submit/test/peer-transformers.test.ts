@@ -70,7 +70,13 @@ describe.skipIf(PYTHON === undefined)(
         PYTHON!,
         [
           PEER,
-          ...["--base", TINY_BASE, "--experts", join(dir, "experts", "a"), join(dir, "experts", "b")],
+          ...[
+            "--base",
+            TINY_BASE,
+            "--experts",
+            join(dir, "experts", "a"),
+            join(dir, "experts", "b"),
+          ],
           ...["--data", join(dir, "data.csv"), "--out", peerOut, "--report", peerReport],
           ...["--device", "cpu", "--dtype", "fp32", "--threads", "1"],
           ...["--batch-size", "2", "--max-new-tokens", "8"],
@@ -128,7 +134,10 @@ describe.skipIf(PYTHON === undefined)(
 
     it("a bad answer_choices cell stops with one error line naming the row", async () => {
       const data = join(dir, "bad.csv");
-      await writeFile(data, "id,input,eval_type,answer_choices\na,hi,multiple_choice,\"['x', 2]\"\n");
+      await writeFile(
+        data,
+        "id,input,eval_type,answer_choices\na,hi,multiple_choice,\"['x', 2]\"\n",
+      );
       const r = spawnSync(
         PYTHON!,
         [PEER, "--base", TINY_BASE, "--experts", join(dir, "experts", "a"), "--data", data]
@@ -137,7 +146,9 @@ describe.skipIf(PYTHON === undefined)(
         { encoding: "utf8" },
       );
       expect(r.status).toBe(1);
-      expect(r.stderr).toMatch(/^error: .*bad\.csv: row 1 \(id a\): answer_choices: .*at character 6/m);
+      expect(r.stderr).toMatch(
+        /^error: .*bad\.csv: row 1 \(id a\): answer_choices: .*at character 6/m,
+      );
       expect(existsSync(join(dir, "bad-out.csv"))).toBe(false);
     });
 
