@@ -22,7 +22,7 @@ export type PromptFormat =
       /** The named special tokens as transformers passes them (special_tokens_map). */
       specialTokens: Record<string, string>;
     }
-  | { kind: "plain"; /** Where a template was looked for. */ source: string };
+  | { kind: "plain" /** Where a template was looked for. */; source: string };
 
 /** The prompt text for a conversation, and whether the tokenizer should add BOS to it. */
 export interface RenderedPrompt {
@@ -63,7 +63,11 @@ async function readIfExists(file: string): Promise<string | undefined> {
 
 function tokenText(value: unknown): string | undefined {
   if (typeof value === "string") return value;
-  if (value && typeof value === "object" && typeof (value as { content?: unknown }).content === "string")
+  if (
+    value &&
+    typeof value === "object" &&
+    typeof (value as { content?: unknown }).content === "string"
+  )
     return (value as { content: string }).content;
   return undefined;
 }
@@ -139,7 +143,10 @@ export async function loadPromptFormat(modelDir: string): Promise<PromptFormat> 
     throw new SubmitError(
       `${picked.source}: the chat template does not parse: ${(err as Error).message}`,
       1,
-      { cause: err, where: { file: jinja !== undefined ? jinjaFile : configFile, field: "chat_template" } },
+      {
+        cause: err,
+        where: { file: jinja !== undefined ? jinjaFile : configFile, field: "chat_template" },
+      },
     );
   }
   const specialTokens: Record<string, string> = {};
@@ -163,7 +170,10 @@ export function describePromptFormat(format: PromptFormat): string {
  * (special tokens as variables, tools and documents none). Plain: the turns' texts, one per
  * line, which the model continues; a single prompt is its text unchanged.
  */
-export function renderPrompt(format: PromptFormat, messages: readonly ChatMessage[]): RenderedPrompt {
+export function renderPrompt(
+  format: PromptFormat,
+  messages: readonly ChatMessage[],
+): RenderedPrompt {
   if (format.kind === "plain") {
     return { text: messages.map((m) => m.content).join("\n"), addSpecialTokens: true };
   }

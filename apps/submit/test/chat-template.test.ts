@@ -87,7 +87,9 @@ describe("chat templates rendered as transformers' apply_chat_template does", ()
   it("a single plain prompt is its text unchanged; the note says which format is used", async () => {
     const plain = await loadPromptFormat(join(FIXTURES, "no-template"));
     expect(renderPrompt(plain, [{ role: "user", content: "Hi\nthere" }]).text).toBe("Hi\nthere");
-    expect(describePromptFormat(plain)).toMatch(/^no chat template in .*tokenizer_config\.json: prompts are plain text$/);
+    expect(describePromptFormat(plain)).toMatch(
+      /^no chat template in .*tokenizer_config\.json: prompts are plain text$/,
+    );
     const file = await loadPromptFormat(join(FIXTURES, "zephyr-jinja-file"));
     expect(describePromptFormat(file)).toMatch(/chat_template\.jinja$/);
     const named = await loadPromptFormat(join(FIXTURES, "named-templates"));
