@@ -28,6 +28,12 @@ function seconds(value: string): number {
   return n;
 }
 
+function positiveInteger(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError("expected a whole number ≥ 1");
+  return n;
+}
+
 function program(): Command {
   return new Command()
     .name("submit")
@@ -60,13 +66,27 @@ function program(): Command {
       "--eval-labelled <files...>",
       "labelled CSVs (with a target column) to answer and score; replaces --data unless it is given",
     )
+    .option(
+      "--prompt <text>",
+      "answer one prompt on the merged model, streamed to stdout (the base's chat template if it has one); no CSV",
+    )
+    .option(
+      "--chat",
+      "talk to the merged model: each stdin line is a turn, answers stream to stdout; exit, Ctrl-D or end of input ends it",
+    )
+    .option(
+      "--max-new-tokens <n>",
+      "most new tokens per answer (default: the config's runtime.maxNewTokens)",
+      positiveInteger,
+    )
     .option("--skip-bad-rows", "warn about invalid CSV rows and answer them with placeholders")
     .option("--no-progress", "no progress output")
     .option("--list-methods", "list the merge methods and exit")
     .addHelpText(
       "after",
       "\nExit status: 0 done; 1 error; 3 the time budget cut rows; 4 the model failed on some rows\n(with 3 and 4 the CSV is still complete and valid).\n" +
-        "Example: pnpm --filter submit start -- --config configs/mistral-7b.yaml --budget 3000",
+        "Example: pnpm --filter submit start -- --config configs/mistral-7b.yaml --budget 3000\n" +
+        'Ask the merged model: pnpm --filter submit start -- --prompt "What is 2 + 3?" (or --chat)',
     );
 }
 
@@ -86,6 +106,9 @@ async function main(argv: string[]): Promise<number> {
     mergeOnly?: boolean;
     saveAdapter?: string;
     evalLabelled?: string[];
+    prompt?: string;
+    chat?: boolean;
+    maxNewTokens?: number;
     skipBadRows?: boolean;
     progress: boolean;
     listMethods?: boolean;
@@ -108,6 +131,9 @@ async function main(argv: string[]): Promise<number> {
     ...(o.out !== undefined ? { out: o.out } : {}),
     ...(o.budget !== undefined ? { budgetSeconds: o.budget } : {}),
     ...(o.evalLabelled !== undefined ? { evalLabelled: o.evalLabelled } : {}),
+    ...(o.prompt !== undefined ? { prompt: o.prompt } : {}),
+    ...(o.chat !== undefined ? { chat: o.chat } : {}),
+    ...(o.maxNewTokens !== undefined ? { maxNewTokens: o.maxNewTokens } : {}),
     mergeOnly: o.mergeOnly ?? false,
     ...(o.saveAdapter !== undefined ? { saveAdapter: o.saveAdapter } : {}),
     skipBadRows: o.skipBadRows ?? false,

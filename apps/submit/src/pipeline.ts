@@ -37,6 +37,7 @@ import {
 import { PhaseTimer, formatPhaseTable, processPeakRssMiB } from "./phases.js";
 import { checkOutputsOutsideSources } from "./outputs.js";
 import { buildKeyParts, planRun, type RunOverrides } from "./plan.js";
+import { promptPhase } from "./prompt-phase.js";
 import { saveMergedAdapter } from "./save-adapter.js";
 import { type ModelSource, expandExpertSpecs, resolveModelSource } from "./sources.js";
 import { sweepStaleTemps } from "./stale.js";
@@ -719,6 +720,18 @@ export async function runSubmit(opts: SubmitOptions): Promise<SubmitOutcome> {
     );
     if (built.budgetCutIn === null) {
       held.runner = await runtimePhase(built, baseSource, config, report, timer, log);
+    }
+    if (runPlan.promptMode !== null) {
+      // --prompt / --chat: answered on the terminal; no CSV, no report.json.
+      const o = await promptPhase(
+        runPlan.promptMode,
+        held.runner,
+        built.budgetCutIn,
+        baseSource.dir,
+        config,
+        log,
+      );
+      return { ...o, report: { ...report, phases: timer.phases, ...o } };
     }
     const results = await evaluatePhase(jobs, held.runner, config, deadline, opts, timer);
     await writePhase(jobs, results, outDir, report, timer, log);

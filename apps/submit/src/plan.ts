@@ -8,6 +8,7 @@ import { cacheKey } from "./cache.js";
 import type { SubmitConfig } from "./config.js";
 import { ConfigError, SubmitError } from "./errors.js";
 import { type OutputJob, planOutputs } from "./outputs.js";
+import { type PromptMode, planPromptMode } from "./prompt-mode.js";
 import { resolveFrom } from "./workspace.js";
 
 /** The packages whose code decides a built model's bytes; their versions go into the cache key. */
@@ -72,6 +73,12 @@ export interface RunOverrides {
   mergeOnly?: boolean;
   saveAdapter?: string;
   evalLabelled?: string[];
+  /** `--prompt TEXT`: answer this prompt on the merged model, streamed, instead of the CSV. */
+  prompt?: string;
+  /** `--chat`: a conversation on the merged model instead of the CSV. */
+  chat?: boolean;
+  /** `--max-new-tokens N`: overrides runtime.maxNewTokens. */
+  maxNewTokens?: number;
 }
 
 /** The command-line side of a run, as planRun takes it. */
@@ -118,6 +125,8 @@ export interface RunPlan {
   outputs: OutputJob[];
   /** Whether the config's data CSV is answered (not with --eval-labelled alone). */
   withData: boolean;
+  /** --prompt / --chat (then no CSV is answered), or null. */
+  promptMode: PromptMode | null;
   keySettings: BuildKeySettings;
 }
 
@@ -146,6 +155,7 @@ export function buildCacheKey(
  * Pure apart from reading package versions: nothing is written, no tensor is read.
  */
 export function planRun(config: SubmitConfig, flags: RunFlags): RunPlan {
+  const promptMode = planPromptMode(flags);
   if (flags.mergeOnly && flags.saveAdapter === undefined) {
     throw new SubmitError(
       "--merge-only needs --save-adapter DIR (where to write the merged adapter)",
@@ -169,6 +179,11 @@ export function planRun(config: SubmitConfig, flags: RunFlags): RunPlan {
     if (!(flags.budgetSeconds > 0))
       throw new SubmitError("--budget must be a positive number of seconds");
     c.budgetSeconds = flags.budgetSeconds;
+  }
+  if (flags.maxNewTokens !== undefined) {
+    if (!Number.isInteger(flags.maxNewTokens) || flags.maxNewTokens < 1)
+      throw new SubmitError("--max-new-tokens must be a whole number of at least 1");
+    c.runtime.maxNewTokens = flags.maxNewTokens;
   }
 
   const strategy = getStrategy(c.strategy.method);
@@ -197,9 +212,10 @@ export function planRun(config: SubmitConfig, flags: RunFlags): RunPlan {
   const labelled = flags.evalLabelled ?? [];
   const withData = labelled.length === 0 || flags.data !== undefined;
   // Where each input's predictions go, checked for collisions before anything is read.
-  const outputs = mergeOnly
-    ? []
-    : planOutputs(flags.root, outPath, withData ? c.data : undefined, labelled);
+  const outputs =
+    mergeOnly || promptMode !== null
+      ? []
+      : planOutputs(flags.root, outPath, withData ? c.data : undefined, labelled);
 
   return {
     configFile: flags.configFile,
@@ -214,6 +230,7 @@ export function planRun(config: SubmitConfig, flags: RunFlags): RunPlan {
     cacheRoot: resolveFrom(flags.root, c.runtime.cacheDir ?? defaultCacheDir()),
     outputs,
     withData,
+    promptMode,
     keySettings: {
       onnxFormat: ONNX_BUILD_FORMAT,
       versions: flags.versions ?? codeVersions(),

@@ -10,6 +10,24 @@ export interface GenerateOptions {
   stop?: string[];
   /** Prompts run together, left-padded (default 8). */
   batchSize?: number;
+  /**
+   * Encode prompts with the tokenizer's special tokens, such as BOS (default true). False for
+   * prompts that already hold them, e.g. a rendered chat template (transformers'
+   * apply_chat_template encodes its text with add_special_tokens=False too).
+   */
+  addSpecialTokens?: boolean;
+  /**
+   * Streaming: called with each new piece of a prompt's answer while it is generated (the
+   * prompt's index, the piece). A prompt's pieces concatenate to exactly the text returned for it;
+   * text that may begin a stop string, or an incomplete multi-byte character, is held back until
+   * it is decided (see TextStreamer).
+   */
+  onText?: (prompt: number, piece: string) => void;
+  /**
+   * Once aborted, every row stops after its current token and keeps what it has (batches not
+   * begun return ""). A forward pass under way is not interrupted.
+   */
+  signal?: AbortSignal;
 }
 
 export interface GenerateIdsOptions {
@@ -162,6 +180,106 @@ export class StopStringMatcher {
 }
 
 /**
+ * Streams one row's text while it is generated: `push` each new token, and `onText` gets the
+ * text that is settled; `finish` with the row's final text hands over the rest, so the pieces
+ * concatenate to exactly that text.
+ *
+ * Decoding is incremental as in StopStringMatcher: a window from `prefix` (a token already in
+ * `text`, so decoders that strip a leading space strip it on both sides) is decoded and its
+ * committed part's decode subtracted; new text ending in U+FFFD (a multi-byte character whose
+ * bytes are not all there yet) is not committed, and neither is a run of byte-fallback tokens
+ * until a token that is not a byte ends it (the run decodes as one), so a character split
+ * across tokens is never shown half. Of the committed text, what could still begin a stop string (its longest
+ * suffix that is a proper prefix of one) is held back, and nothing from a stop string on is
+ * shown. A stop string can only start after the shown text (everything before was settled), so
+ * it is searched from there. Where the window's decode does not extend its committed part (a
+ * decode that is not prefix-stable), the whole row is decoded; if that no longer extends what
+ * was shown, nothing more is shown until `finish`, which then adds only what extends it.
+ */
+export class TextStreamer {
+  private readonly ids: number[] = [];
+  private text = "";
+  private prefix = 0;
+  private read = 0;
+  /** What onText has been given, in order. */
+  private shown = "";
+  private stopped = false;
+  private diverged = false;
+  private readonly stops: readonly string[];
+
+  constructor(
+    private readonly tokenizer: Tokenizer,
+    stops: readonly string[],
+    private readonly onText: (piece: string) => void,
+  ) {
+    this.stops = stops.filter((s) => s.length > 0);
+  }
+
+  /** Adds the row's next token and shows the text it settles. */
+  push(id: number): void {
+    if (this.stopped || this.diverged || this.tokenizer.isSpecial(id)) return;
+    this.ids.push(id);
+    // A run of byte tokens decodes as one (see Tokenizer.isByteToken): wait for its end.
+    if (this.tokenizer.isByteToken(id)) return;
+    const opts = { skipSpecialTokens: true };
+    const committed = this.tokenizer.decode(this.ids.slice(this.prefix, this.read), opts);
+    const window = this.tokenizer.decode(this.ids.slice(this.prefix), opts);
+    if (window.startsWith(committed)) {
+      const tail = window.slice(committed.length);
+      if (tail.endsWith(REPLACEMENT)) return;
+      this.text += tail;
+    } else {
+      const full = this.tokenizer.decode(this.ids, opts);
+      if (full.endsWith(REPLACEMENT)) return;
+      if (!full.startsWith(this.shown)) {
+        this.diverged = true;
+        return;
+      }
+      this.text = full;
+    }
+    this.prefix = this.read;
+    this.read = this.ids.length;
+    this.show();
+  }
+
+  /** Hands over the rest of the row's final text (cut at its stop string, as returned). */
+  finish(finalText: string): void {
+    if (finalText.startsWith(this.shown)) this.emit(finalText.slice(this.shown.length));
+    this.stopped = true;
+  }
+
+  private show(): void {
+    const from = this.shown.length;
+    let end = this.text.length;
+    for (const s of this.stops) {
+      const at = this.text.indexOf(s, from);
+      if (at >= 0 && at < end) {
+        end = at;
+        this.stopped = true;
+      }
+    }
+    if (!this.stopped) {
+      // Hold back the longest suffix that may still grow into a stop string.
+      for (const s of this.stops) {
+        for (let n = Math.min(s.length - 1, end - from); n > 0; n--) {
+          if (this.text.endsWith(s.slice(0, n))) {
+            end = Math.min(end, this.text.length - n);
+            break;
+          }
+        }
+      }
+    }
+    this.emit(this.text.slice(from, end));
+  }
+
+  private emit(piece: string): void {
+    if (piece.length === 0) return;
+    this.shown += piece;
+    this.onText(piece);
+  }
+}
+
+/**
  * Greedy continuations of text prompts (special tokens skipped), sorted by length into batches
  * so padding stays small; results keep input order. Each row stops at EOS, after maxNewTokens
  * (default 64), or at the first stop string, which is cut off with what follows.
@@ -174,27 +292,38 @@ export async function generateTexts(
   const tok = ctx.tokenizer;
   const stops = (options.stop ?? []).filter((s) => s.length > 0);
   const batchSize = Math.max(1, options.batchSize ?? 8);
-  const encoded = prompts.map((p) => tok.encode(p));
+  const addSpecialTokens = options.addSpecialTokens ?? true;
+  const encoded = prompts.map((p) => tok.encode(p, { addSpecialTokens }));
   ctx.checkIds(encoded);
   const order = encoded
     .map((_, i) => i)
     .sort((a, b) => (encoded[a] as number[]).length - (encoded[b] as number[]).length || a - b);
   const texts = new Array<string>(prompts.length).fill("");
+  const { onText, signal } = options;
   for (let i = 0; i < order.length; i += batchSize) {
+    if (signal?.aborted) break;
     const idx = order.slice(i, i + batchSize);
     const rows = idx.map((k) => encoded[k] as number[]);
     const matchers = rows.map(() => new StopStringMatcher(tok, stops));
+    const streamers = onText
+      ? idx.map((k) => new TextStreamer(tok, stops, (piece) => onText(k, piece)))
+      : undefined;
     const ids = await generateIds(ctx, rows, {
       ...(options.maxNewTokens !== undefined ? { maxNewTokens: options.maxNewTokens } : {}),
-      ...(stops.length
+      ...(stops.length || streamers || signal
         ? {
-            stopWhen: (row: number, newIds: number[]) =>
-              (matchers[row] as StopStringMatcher).push(newIds.at(-1) as number),
+            stopWhen: (row: number, newIds: number[]) => {
+              const id = newIds.at(-1) as number;
+              streamers?.[row]?.push(id);
+              const hit = stops.length > 0 && (matchers[row] as StopStringMatcher).push(id);
+              return hit || (signal?.aborted ?? false);
+            },
           }
         : {}),
     });
     idx.forEach((k, b) => {
       texts[k] = cutAtStop(tok.decode(ids[b] as number[], { skipSpecialTokens: true }), stops);
+      streamers?.[b]?.finish(texts[k]);
     });
   }
   return texts;

@@ -22,7 +22,12 @@ export {
   type WeightDelta,
 } from "./deltas.js";
 export { MistralOnnxError, type Where } from "./errors.js";
-export { cutAtStop, type GenerateIdsOptions, StopStringMatcher } from "./generate.js";
+export {
+  cutAtStop,
+  type GenerateIdsOptions,
+  StopStringMatcher,
+  TextStreamer,
+} from "./generate.js";
 export { IO, type ModelDtype, type WeightQuant } from "./graph.js";
 export {
   CHOICE_TOKENIZATIONS,

@@ -127,6 +127,27 @@ export class Tokenizer {
     return this.specialIds.has(id);
   }
 
+  /**
+   * Whether `id` is a byte-fallback token (`<0xNN>`). A run of them decodes as one: bytes that
+   * are valid UTF-8 alone turn into U+FFFD once an invalid byte joins the run, so a streamer
+   * settles a run's text only when a token that is not a byte ends it.
+   */
+  isByteToken(id: number): boolean {
+    return this.byteTokens.has(id);
+  }
+
+  /** Byte-fallback token id → its byte. */
+  private get byteTokens(): Map<number, number> {
+    if (!this.byteCache) {
+      this.byteCache = new Map();
+      for (let b = 0; b < 256; b++) {
+        const id = this.hf.token_to_id(`<0x${b.toString(16).toUpperCase().padStart(2, "0")}>`);
+        if (id !== undefined) this.byteCache.set(id, b);
+      }
+    }
+    return this.byteCache;
+  }
+
   private get specialIds(): Set<number> {
     if (!this.specialCache) {
       this.specialCache = new Set(
@@ -146,14 +167,7 @@ export class Tokenizer {
    * Python by swapping each byte of an invalid run for the byte tokens of U+FFFD (EF BF BD).
    */
   private replaceInvalidByteRuns(ids: number[]): number[] {
-    if (!this.byteCache) {
-      this.byteCache = new Map();
-      for (let b = 0; b < 256; b++) {
-        const id = this.hf.token_to_id(`<0x${b.toString(16).toUpperCase().padStart(2, "0")}>`);
-        if (id !== undefined) this.byteCache.set(id, b);
-      }
-    }
-    const bytes = this.byteCache;
+    const bytes = this.byteTokens;
     const replacement = [0xef, 0xbf, 0xbd].map(
       (b) => [...bytes.entries()].find(([, v]) => v === b)?.[0],
     );
