@@ -66,7 +66,7 @@ export async function buildDecoderGraph(
   const step = (what: string) => options.onProgress?.(++done, totalSteps, what);
 
   const ctx = graphContext(g, dtype);
-  const { elem, i64, f32, toF32, toModel } = ctx;
+  const { elem, i64 } = ctx;
   const linearOptions: LinearOptions = {
     weightQuant: options.weightQuant ?? "none",
     quantBlockSize: options.quantBlockSize ?? 128,

@@ -1,7 +1,7 @@
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { buildOnnxModel, FUSED_OPS, type MistralRunner } from "../src/index.js";
+import { buildOnnxModel, type FusedOps, type MistralRunner } from "../src/index.js";
 import { onnx } from "../src/onnx/proto.js";
 import {
   buildAndOpen,
@@ -23,7 +23,7 @@ import {
 
 const V = 986;
 
-async function opTypes(kind: "mistral" | "llama", fusedOps: (typeof FUSED_OPS)[number]) {
+async function opTypes(kind: "mistral" | "llama", fusedOps: FusedOps) {
   const t = await tempDir(`ops-${kind}`);
   try {
     const { onnxPath } = await buildOnnxModel({
