@@ -10,9 +10,11 @@ import {
   DEFAULT_DELTA_MODE,
   DEFAULT_DTYPE,
   DEFAULT_EXECUTION_PROVIDER,
+  DEFAULT_FUSED_OPS,
   DEFAULT_WEIGHT_QUANT,
   DELTA_MODES,
   EXECUTION_PROVIDERS,
+  FUSED_OPS,
   MODEL_DTYPES,
   WEIGHT_QUANTS,
 } from "@merge/mistral-onnx";
@@ -78,6 +80,10 @@ const RUNTIME_SCHEMA = z.strictObject(
     }),
     deltaMode: oneOf(DELTA_MODES).default(DEFAULT_DELTA_MODE),
     weightQuant: oneOf(WEIGHT_QUANTS).default(DEFAULT_WEIGHT_QUANT),
+    fusedOps: oneOf(FUSED_OPS).default(DEFAULT_FUSED_OPS).meta({
+      description:
+        'Build the decoder with onnxruntime contrib ops ("contrib": GroupQueryAttention, RotaryEmbedding, SkipSimplifiedLayerNormalization) or standard ONNX ops only ("none"); see @merge/mistral-onnx `fusedOps`.',
+    }),
     generationBatchSize: integerAtLeast(1).default(DEFAULT_GENERATION_BATCH_SIZE),
     maxNewTokens: integerAtLeast(1).default(DEFAULT_MAX_NEW_TOKENS),
     choiceScore: oneOf(CHOICE_SCORES).default(DEFAULT_CHOICE_SCORE),

@@ -448,6 +448,7 @@ async function buildPhase(
             deltaMode: config.runtime.deltaMode,
             dtype: config.runtime.dtype,
             weightQuant: config.runtime.weightQuant,
+            fusedOps: config.runtime.fusedOps,
             onProgress: (done, total, what) => {
               checkDeadline("ONNX build");
               if (opts.progress === false) return;

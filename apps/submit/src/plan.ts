@@ -104,6 +104,7 @@ export interface BuildKeySettings {
   dtype: SubmitConfig["runtime"]["dtype"];
   deltaMode: SubmitConfig["runtime"]["deltaMode"];
   weightQuant: SubmitConfig["runtime"]["weightQuant"];
+  fusedOps: SubmitConfig["runtime"]["fusedOps"];
 }
 
 /** The validated run: every check that needs no model file done, and the cache key settings. */
@@ -241,6 +242,7 @@ export function planRun(config: SubmitConfig, flags: RunFlags): RunPlan {
       dtype: c.runtime.dtype,
       deltaMode: c.runtime.deltaMode,
       weightQuant: c.runtime.weightQuant,
+      fusedOps: c.runtime.fusedOps,
     },
   };
 }

@@ -4,7 +4,7 @@ import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { cacheKey, canonicalJson } from "../src/cache.js";
 import { CHOICE_SCORES } from "@merge/eval";
-import { MODEL_DTYPES, WEIGHT_QUANTS } from "@merge/mistral-onnx";
+import { FUSED_OPS, MODEL_DTYPES, WEIGHT_QUANTS } from "@merge/mistral-onnx";
 import {
   configJsonSchema,
   configSchemaText,
@@ -208,6 +208,7 @@ describe("config JSON Schema", () => {
     };
     const runtime = schema.properties.runtime.properties;
     expect(runtime.weightQuant?.enum).toEqual([...WEIGHT_QUANTS]);
+    expect(runtime.fusedOps?.enum).toEqual([...FUSED_OPS]);
     expect(runtime.dtype?.enum).toEqual([...MODEL_DTYPES]);
     expect(runtime.choiceScore?.enum).toEqual([...CHOICE_SCORES]);
   });

@@ -102,6 +102,8 @@ describe("build cache key", () => {
       expect(buildCacheKey(bumped, "b", ["e1", "e2"]), name).not.toBe(key);
     }
     expect(buildCacheKey({ ...settings, onnxFormat: "other" }, "b", ["e1", "e2"])).not.toBe(key);
+    expect(settings.fusedOps).toBe("none");
+    expect(buildCacheKey({ ...settings, fusedOps: "contrib" }, "b", ["e1", "e2"])).not.toBe(key);
     expect(buildCacheKey(settings, "b", ["e2", "e1"])).not.toBe(key);
   });
 });

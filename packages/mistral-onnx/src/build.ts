@@ -8,10 +8,13 @@ import { buildDecoderGraph, type ModelDtype, type WeightQuant } from "./graph.js
 import {
   DEFAULT_DELTA_MODE,
   DEFAULT_DTYPE,
+  DEFAULT_FUSED_OPS,
   DEFAULT_QUANT_BLOCK_SIZE,
   DEFAULT_WEIGHT_QUANT,
   DELTA_MODES,
   type DeltaMode,
+  FUSED_OPS,
+  type FusedOps,
   formatChoices,
   isOneOf,
   isValidQuantBlockSize,
@@ -40,6 +43,8 @@ export interface BuildOnnxModelOptions {
   quantAccuracyLevel?: 0 | 1 | 2 | 3 | 4;
   /** Quantize lm_head too when weightQuant is on (default true). */
   quantizeLmHead?: boolean;
+  /** "none" (default): standard ONNX ops; "contrib": onnxruntime's fused contrib ops (see FUSED_OPS). */
+  fusedOps?: FusedOps;
   onProgress?: (done: number, total: number, what: string) => void;
 }
 
@@ -94,6 +99,13 @@ export async function buildOnnxModel(
       { field: "deltaMode" },
     );
   }
+  const fusedOps = options.fusedOps ?? DEFAULT_FUSED_OPS;
+  if (!isOneOf(FUSED_OPS, fusedOps)) {
+    throw new MistralOnnxError(
+      `fusedOps must be ${formatChoices(FUSED_OPS)}, got ${JSON.stringify(fusedOps)}`,
+      { field: "fusedOps" },
+    );
+  }
   const config = await readMistralConfig(options.modelDir);
   const onnxPath = join(options.outDir, ONNX_FILE);
   const onnxTemp = `${onnxPath}.tmp-${process.pid}`;
@@ -112,6 +124,7 @@ export async function buildOnnxModel(
       quantBlockSize: blockSize,
       quantAccuracyLevel: options.quantAccuracyLevel ?? 4,
       quantizeLmHead: options.quantizeLmHead ?? true,
+      fusedOps,
       ...(options.onProgress ? { onProgress: options.onProgress } : {}),
     });
     // Both files are complete and on disk before either takes its real name, and the two

@@ -1,6 +1,6 @@
 import type { MistralConfig } from "./config.js";
 import { PROJECTION } from "./deltas.js";
-import { attention } from "./graph/attention.js";
+import { attention, attentionFused, gqaLengths } from "./graph/attention.js";
 import { swiGlu } from "./graph/mlp.js";
 import { IO } from "./io.js";
 import { graphContext, type ModelDtype } from "./graph/context.js";
@@ -11,12 +11,13 @@ import {
   type WeightQuant,
 } from "./graph/linear.js";
 import { attentionBias } from "./graph/mask.js";
-import { rmsNorm as rmsNormPart } from "./graph/norm.js";
-import { rotary } from "./graph/rotary.js";
+import { addRmsNormFused, rmsNormFused, rmsNorm as rmsNormPart } from "./graph/norm.js";
+import { rotary, rotaryFused } from "./graph/rotary.js";
+import type { FusedOps } from "./options.js";
 import type { GraphBuilder } from "./onnx/graph-builder.js";
 import type { FusedWeight, WeightReader } from "./weights.js";
 
-export type { ModelDtype, WeightQuant };
+export type { FusedOps, ModelDtype, WeightQuant };
 
 export { IO } from "./io.js";
 
@@ -32,6 +33,8 @@ export interface DecoderGraphOptions {
   quantAccuracyLevel?: number;
   /** Quantize lm_head too (default true). */
   quantizeLmHead?: boolean;
+  /** "none" (default): standard ONNX ops only; "contrib": onnxruntime's fused contrib ops. */
+  fusedOps?: FusedOps;
   onProgress?: (done: number, total: number, what: string) => void;
 }
 
@@ -41,6 +44,9 @@ export interface DecoderGraphOptions {
  * padding and sliding-window masks and a KV cache → o_proj → residual → RMSNorm → fused
  * gate/up MatMul → SiLU·up → down_proj → residual] → RMSNorm → last-K slice → lm_head.
  * Weights are written to the external data file as each is reached.
+ * With fusedOps "contrib" the same computation uses onnxruntime's contrib ops: each residual
+ * add and the RMSNorm after it are one SkipSimplifiedLayerNormalization (the first norm a
+ * SimplifiedLayerNormalization), rotary is RotaryEmbedding and attention GroupQueryAttention.
  */
 export async function buildDecoderGraph(
   g: GraphBuilder,
@@ -60,7 +66,7 @@ export async function buildDecoderGraph(
   const step = (what: string) => options.onProgress?.(++done, totalSteps, what);
 
   const ctx = graphContext(g, dtype);
-  const { elem, i64, f32, toF32, toModel } = ctx;
+  const { elem, i64 } = ctx;
   const linearOptions: LinearOptions = {
     weightQuant: options.weightQuant ?? "none",
     quantBlockSize: options.quantBlockSize ?? 128,
@@ -80,19 +86,18 @@ export async function buildDecoderGraph(
     ]);
   }
 
+  const fused = (options.fusedOps ?? "none") === "contrib";
   g.setScope("/mask");
-  const bias = attentionBias(ctx, inputIds, attnMask, c.slidingWindow);
+  const bias = attentionBias(ctx, inputIds, attnMask, c.slidingWindow, fused);
   g.setScope("/rotary");
-  const rope = rotary(ctx, positionIds, D, c.ropeTheta, c.ropeLinearFactor);
+  const ropeArgs = [ctx, positionIds, D, c.ropeTheta, c.ropeLinearFactor] as const;
+  const rope = fused ? null : rotary(...ropeArgs);
+  const ropeFused = fused ? rotaryFused(...ropeArgs) : null;
+  const lengths = fused ? gqaLengths(ctx, attnMask) : null;
 
   const rmsNorm = async (x: string, weightName: string) => {
-    const y = await rmsNormPart(
-      ctx,
-      x,
-      weightName,
-      await weights.tensor(weightName, [H]),
-      c.rmsNormEps,
-    );
+    const w = await weights.tensor(weightName, [H]);
+    const y = await (fused ? rmsNormFused : rmsNormPart)(ctx, x, weightName, w, c.rmsNormEps);
     step(weightName);
     return y;
   };
@@ -118,11 +123,28 @@ export async function buildDecoderGraph(
   // The tied head reuses the embedding matrix (V × H = out × in).
   let lmHead: Float32Array | null = c.tieWordEmbeddings ? embed : null;
   let x = g.op1("Gather", [embedName, inputIds], { attrs: { axis: { int: 0 } } }); // [B,S,H]
+  // The residual stream x. The standard graph adds each branch output to it at once; with
+  // fused ops the add waits (`pending`) and is done together with the norm that follows it,
+  // one SkipSimplifiedLayerNormalization that also returns the sum.
+  let pending: string | null = null;
+  const addResidual = (delta: string) => {
+    if (fused) pending = delta;
+    else x = g.op1("Add", [x, delta]);
+  };
+  const addThenNorm = async (weightName: string) => {
+    if (pending === null) return rmsNorm(x, weightName);
+    const w = await weights.tensor(weightName, [H]);
+    const r = await addRmsNormFused(ctx, pending, x, weightName, w, c.rmsNormEps);
+    step(weightName);
+    x = r.sum;
+    pending = null;
+    return r.normed;
+  };
 
   for (let l = 0; l < c.numLayers; l++) {
     const p = `model.layers.${l}`;
     g.setScope(`/layers.${l}/attn`);
-    const h = await rmsNorm(x, `${p}.input_layernorm.weight`);
+    const h = await addThenNorm(`${p}.input_layernorm.weight`);
     const qkvW = await weights.fused(
       [
         { module: `${p}.${PROJECTION.q}`, out: Hq * D },
@@ -132,16 +154,17 @@ export async function buildDecoderGraph(
       H,
     );
     const qkv = await linear(h, `${p}.self_attn.qkv_proj`, qkvW, H, (Hq + 2 * Hkv) * D);
-    const merged = attention(ctx, qkv, l, past[l] as [string, string], bias, rope, {
-      heads: Hq,
-      kvHeads: Hkv,
-      headDim: D,
-    });
+    const shape = { heads: Hq, kvHeads: Hkv, headDim: D };
+    const pastL = past[l] as [string, string];
+    const merged =
+      ropeFused && lengths
+        ? attentionFused(ctx, qkv, l, pastL, bias, lengths, ropeFused, shape)
+        : attention(ctx, qkv, l, pastL, bias, rope as (x: string) => string, shape);
     const oW = await weights.fused([{ module: `${p}.${PROJECTION.o}`, out: H }], Hq * D);
-    x = g.op1("Add", [x, await linear(merged, `${p}.self_attn.o_proj`, oW, Hq * D, H)]);
+    addResidual(await linear(merged, `${p}.self_attn.o_proj`, oW, Hq * D, H));
 
     g.setScope(`/layers.${l}/mlp`);
-    const h2 = await rmsNorm(x, `${p}.post_attention_layernorm.weight`);
+    const h2 = await addThenNorm(`${p}.post_attention_layernorm.weight`);
     const guW = await weights.fused(
       [
         { module: `${p}.${PROJECTION.gate}`, out: I },
@@ -152,11 +175,11 @@ export async function buildDecoderGraph(
     const gu = await linear(h2, `${p}.mlp.gate_up_proj`, guW, H, 2 * I);
     const act = swiGlu(ctx, gu, I);
     const downW = await weights.fused([{ module: `${p}.${PROJECTION.down}`, out: H }], I);
-    x = g.op1("Add", [x, await linear(act, `${p}.mlp.down_proj`, downW, I, H)]);
+    addResidual(await linear(act, `${p}.mlp.down_proj`, downW, I, H));
   }
 
   g.setScope("/head");
-  const normed = await rmsNorm(x, "model.norm.weight");
+  const normed = await addThenNorm("model.norm.weight");
   // Keep the last K positions (K = 0 keeps all): prefill needs only the last row of logits.
   const start = g.op1("Neg", [g.op1("Reshape", [keep, i64([1])])]);
   const kept = g.op1("Slice", [normed, start, i64([INT64_BIG]), i64([1])]);

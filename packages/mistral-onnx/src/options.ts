@@ -13,6 +13,17 @@ export const WEIGHT_QUANTS = ["none", "int8", "int4"] as const;
 export type WeightQuant = (typeof WEIGHT_QUANTS)[number];
 export const DEFAULT_WEIGHT_QUANT: WeightQuant = "none";
 
+/**
+ * Which ops the decoder graph uses. "none": standard ONNX ops only (opset 17, every provider).
+ * "contrib": onnxruntime's com.microsoft ops where they are exact for this graph's IO
+ * (left-padded batches, KV cache, sliding window): SimplifiedLayerNormalization /
+ * SkipSimplifiedLayerNormalization for the RMSNorms and residual adds, RotaryEmbedding, and
+ * GroupQueryAttention with the graph's own attention bias (see graph/attention.ts).
+ */
+export const FUSED_OPS = ["none", "contrib"] as const;
+export type FusedOps = (typeof FUSED_OPS)[number];
+export const DEFAULT_FUSED_OPS: FusedOps = "none";
+
 /** "fold": W + ΔW. "side-branch": low-rank deltas as y += x·Aᵀ·Bᵀ (dense ones are folded). */
 export const DELTA_MODES = ["fold", "side-branch"] as const;
 export type DeltaMode = (typeof DELTA_MODES)[number];

@@ -4,6 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
   DELTA_PROJECTIONS,
   type DeltaSource,
+  FUSED_OPS,
   foldDelta,
   isDeltaTarget,
   type WeightDelta,
@@ -73,13 +74,16 @@ describe("weight deltas (mistral + random PEFT LoRA)", () => {
     }
   });
 
-  for (const mode of ["fold", "side-branch"] as const) {
-    describe(mode, () => {
+  const modes = (["fold", "side-branch"] as const).flatMap((mode) =>
+    FUSED_OPS.map((fusedOps) => [mode, fusedOps] as const),
+  );
+  for (const [mode, fusedOps] of modes) {
+    describe(`${mode}, fusedOps ${fusedOps}`, () => {
       let r: Awaited<ReturnType<typeof buildAndOpen>>;
       const src = source(new Map());
       beforeAll(async () => {
         const s = source(lowrank());
-        r = await buildAndOpen("mistral", { deltas: s, deltaMode: mode });
+        r = await buildAndOpen("mistral", { deltas: s, deltaMode: mode, fusedOps });
         src.asked.push(...s.asked);
       });
       afterAll(() => r.cleanup());

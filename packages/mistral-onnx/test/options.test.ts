@@ -2,10 +2,12 @@ import { describe, expect, it } from "vitest";
 import {
   DEFAULT_DELTA_MODE,
   DEFAULT_DTYPE,
+  DEFAULT_FUSED_OPS,
   DEFAULT_QUANT_BLOCK_SIZE,
   DEFAULT_WEIGHT_QUANT,
   DELTA_MODES,
   EXECUTION_PROVIDERS,
+  FUSED_OPS,
   formatChoices,
   isValidQuantBlockSize,
   MODEL_DTYPES,
@@ -18,6 +20,8 @@ describe("exported option lists", () => {
     expect(MODEL_DTYPES).toContain(DEFAULT_DTYPE);
     expect(WEIGHT_QUANTS).toContain(DEFAULT_WEIGHT_QUANT);
     expect(DELTA_MODES).toContain(DEFAULT_DELTA_MODE);
+    expect(FUSED_OPS).toEqual(["none", "contrib"]);
+    expect(DEFAULT_FUSED_OPS).toBe("none");
     expect(EXECUTION_PROVIDERS).toEqual(["cpu", "cuda", "webgpu"]);
     expect(isValidQuantBlockSize(DEFAULT_QUANT_BLOCK_SIZE)).toBe(true);
     expect([8, 24, 16.5].map(isValidQuantBlockSize)).toEqual([false, false, false]);
@@ -31,6 +35,9 @@ describe("exported option lists", () => {
     );
     await expect(buildOnnxModel({ ...opts, dtype: "bf16" as never })).rejects.toThrow(
       /dtype must be "fp32" or "fp16"/,
+    );
+    await expect(buildOnnxModel({ ...opts, fusedOps: "cuda" as never })).rejects.toThrow(
+      /fusedOps must be "none" or "contrib", got "cuda"/,
     );
     await expect(buildOnnxModel({ ...opts, quantBlockSize: 24 })).rejects.toThrow(
       /quantBlockSize must be a power of two ≥ 16, got 24/,

@@ -8,6 +8,7 @@ import {
   checkDelta,
   DELTA_PROJECTIONS,
   type DeltaSource,
+  FUSED_OPS,
   MistralOnnxError,
   type MistralRunner,
   type RouterSpec,
@@ -205,54 +206,64 @@ describe("routed fixtures", () => {
   });
 });
 
-describe.each(ROUTERS)("$strategy: routed parity with PyTorch", ({ strategy, key }) => {
-  let results: Map<string, RoutedMergeResult>;
-  let fp32: Awaited<ReturnType<typeof buildAndOpen>>;
-  let full: Float32Array;
+// Each router on the standard graph and on the contrib-op graph (fusedOps).
+const ROUTER_CASES = ROUTERS.flatMap((r) => FUSED_OPS.map((fusedOps) => ({ ...r, fusedOps })));
 
-  beforeAll(async () => {
-    results = routedDeltas(strategy, experts);
-    fp32 = await buildAndOpen("mistral", { deltas: source(results) });
-    full = await fp32.runner.logits(ref.rows);
-  });
-  afterAll(() => fp32?.cleanup());
+describe.each(ROUTER_CASES)(
+  "$strategy, fusedOps $fusedOps: routed parity with PyTorch",
+  ({ strategy, key, fusedOps }) => {
+    let results: Map<string, RoutedMergeResult>;
+    let fp32: Awaited<ReturnType<typeof buildAndOpen>>;
+    let full: Float32Array;
 
-  it("the strategy's router and experts are the fixture's", () => {
-    for (const [module, r] of results) {
-      expect(r.router).toEqual(info.routers[key]);
-      const slots = experts.get(module) as Array<LoraModule | null>;
-      expect(r.experts.map((e) => e?.rank ?? null)).toEqual(slots.map((e) => e?.rank ?? null));
-    }
-  });
+    beforeAll(async () => {
+      results = routedDeltas(strategy, experts);
+      fp32 = await buildAndOpen("mistral", { deltas: source(results), fusedOps });
+      full = await fp32.runner.logits(ref.rows);
+    });
+    afterAll(() => fp32?.cleanup());
 
-  it("fp32 logits of a left-padded batch match PyTorch", () => {
-    expect(full.length).toBe(ref.batch * ref.seq * V);
-    const d = maxDiffValid(full, ref.logits[key], ref.mask, V);
-    console.log(`${strategy} fp32 vs PyTorch: max |Δlogit| ${d.toExponential(3)}`);
-    expect(d).toBeLessThanOrEqual(TOL);
-  });
+    it("the strategy's router and experts are the fixture's", () => {
+      for (const [module, r] of results) {
+        expect(r.router).toEqual(info.routers[key]);
+        const slots = experts.get(module) as Array<LoraModule | null>;
+        expect(r.experts.map((e) => e?.rank ?? null)).toEqual(slots.map((e) => e?.rank ?? null));
+      }
+    });
 
-  it("through the KV cache (padded prefill, then one token at a time) equals the full pass", async () => {
-    const got = await throughCache(fp32.runner, ref, 4);
-    const d = maxDiffValid(got, full, ref.mask, V);
-    console.log(`${strategy} KV cache vs full pass: max |Δlogit| ${d.toExponential(3)}`);
-    expect(d).toBeLessThanOrEqual(TOL);
-    expect(maxDiffValid(got, ref.logits[key], ref.mask, V)).toBeLessThanOrEqual(TOL);
-  });
+    it("fp32 logits of a left-padded batch match PyTorch", () => {
+      expect(full.length).toBe(ref.batch * ref.seq * V);
+      const d = maxDiffValid(full, ref.logits[key], ref.mask, V);
+      console.log(`${strategy} fp32 vs PyTorch: max |Δlogit| ${d.toExponential(3)}`);
+      expect(d).toBeLessThanOrEqual(TOL);
+    });
 
-  it("an fp16 build runs and stays close to fp32", async () => {
-    const fp16 = await buildAndOpen("mistral", { deltas: source(results), dtype: "fp16" });
-    try {
-      const got = await fp16.runner.logits(ref.rows);
+    it("through the KV cache (padded prefill, then one token at a time) equals the full pass", async () => {
+      const got = await throughCache(fp32.runner, ref, 4);
       const d = maxDiffValid(got, full, ref.mask, V);
-      console.log(`${strategy} fp16 vs fp32: max |Δlogit| ${d.toExponential(3)}`);
-      expect(d).toBeGreaterThan(0); // it really ran in half precision
-      expect(d).toBeLessThanOrEqual(5e-2);
-    } finally {
-      await fp16.cleanup();
-    }
-  });
-});
+      console.log(`${strategy} KV cache vs full pass: max |Δlogit| ${d.toExponential(3)}`);
+      expect(d).toBeLessThanOrEqual(TOL);
+      expect(maxDiffValid(got, ref.logits[key], ref.mask, V)).toBeLessThanOrEqual(TOL);
+    });
+
+    it("an fp16 build runs and stays close to fp32", async () => {
+      const fp16 = await buildAndOpen("mistral", {
+        deltas: source(results),
+        dtype: "fp16",
+        fusedOps,
+      });
+      try {
+        const got = await fp16.runner.logits(ref.rows);
+        const d = maxDiffValid(got, full, ref.mask, V);
+        console.log(`${strategy} fp16 vs fp32: max |Δlogit| ${d.toExponential(3)}`);
+        expect(d).toBeGreaterThan(0); // it really ran in half precision
+        expect(d).toBeLessThanOrEqual(5e-2);
+      } finally {
+        await fp16.cleanup();
+      }
+    });
+  },
+);
 
 describe("routed delta validation", () => {
   const module = "model.layers.1.mlp.gate_proj";

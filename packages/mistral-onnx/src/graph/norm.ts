@@ -17,3 +17,43 @@ export async function rmsNorm(
   const y = g.op1("Div", [x32, g.op1("Sqrt", [g.op1("Add", [ms, f32(eps)])])]);
   return g.op1("Mul", [toModel(y), wName]);
 }
+
+/**
+ * The same RMSNorm as onnxruntime's SimplifiedLayerNormalization (ONNX domain contrib op,
+ * stash_type 1 = statistics in float32 whatever the input type).
+ */
+export async function rmsNormFused(
+  c: GraphContext,
+  x: string,
+  weightName: string,
+  weight: Float32Array,
+  eps: number,
+): Promise<string> {
+  const { g } = c;
+  const wName = await g.weight(weightName, c.elem, [weight.length], c.bytes(weight));
+  return g.op1("SimplifiedLayerNormalization", [x, wName], {
+    attrs: { axis: { int: -1 }, epsilon: { float: eps }, stash_type: { int: 1 } },
+  });
+}
+
+/**
+ * Residual add followed by RMSNorm in one com.microsoft.SkipSimplifiedLayerNormalization:
+ * returns the normalized sum and the sum itself (the residual stream's next value).
+ */
+export async function addRmsNormFused(
+  c: GraphContext,
+  x: string,
+  residual: string,
+  weightName: string,
+  weight: Float32Array,
+  eps: number,
+): Promise<{ normed: string; sum: string }> {
+  const { g } = c;
+  const wName = await g.weight(weightName, c.elem, [weight.length], c.bytes(weight));
+  const [normed, , , sum] = g.op("SkipSimplifiedLayerNormalization", [x, residual, wName], {
+    domain: "com.microsoft",
+    attrs: { epsilon: { float: eps } },
+    outputs: 4,
+  }) as [string, string, string, string];
+  return { normed, sum };
+}
