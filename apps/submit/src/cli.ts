@@ -7,9 +7,9 @@ import {
 
 /** What each kind of merge result can leave the toolkit as. */
 const EXPORTS: Record<ResultKind, string> = {
-  lowrank: "ONNX model or PEFT adapter (--save-adapter)",
-  dense: "ONNX model",
-  routed: "ONNX model with a router per adapted module",
+  lowrank: "ONNX model (--save-onnx) or PEFT adapter (--save-adapter)",
+  dense: "ONNX model (--save-onnx)",
+  routed: "ONNX model with a router per adapted module (--save-onnx)",
 };
 import { Command, InvalidArgumentError } from "commander";
 import { runSubmit } from "./pipeline.js";
@@ -51,10 +51,17 @@ function program(): Command {
       "wall-clock budget for merge + evaluation (default 3600)",
       seconds,
     )
-    .option("--merge-only", "merge and save the adapter, answer nothing (needs --save-adapter)")
+    .option(
+      "--merge-only",
+      "merge and save the result, answer nothing (needs --save-adapter or --save-onnx)",
+    )
     .option(
       "--save-adapter <dir>",
       "with --merge-only: write the merged model as a PEFT LoRA adapter",
+    )
+    .option(
+      "--save-onnx <dir>",
+      "write the merged ONNX model as a folder transformers.js loads (onnx/model.onnx + model.onnx_data, config and tokenizer); with --merge-only, answer nothing",
     )
     .option(
       "--eval-labelled <files...>",
@@ -85,6 +92,7 @@ async function main(argv: string[]): Promise<number> {
     budget?: number;
     mergeOnly?: boolean;
     saveAdapter?: string;
+    saveOnnx?: string;
     evalLabelled?: string[];
     skipBadRows?: boolean;
     progress: boolean;
@@ -110,6 +118,7 @@ async function main(argv: string[]): Promise<number> {
     ...(o.evalLabelled !== undefined ? { evalLabelled: o.evalLabelled } : {}),
     mergeOnly: o.mergeOnly ?? false,
     ...(o.saveAdapter !== undefined ? { saveAdapter: o.saveAdapter } : {}),
+    ...(o.saveOnnx !== undefined ? { saveOnnx: o.saveOnnx } : {}),
     skipBadRows: o.skipBadRows ?? false,
     progress: o.progress,
     startedAt,

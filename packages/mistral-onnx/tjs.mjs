@@ -1,0 +1,12 @@
+import { env, AutoModelForCausalLM, AutoTokenizer, Tensor } from "@huggingface/transformers";
+env.allowRemoteModels = false;
+env.allowLocalModels = true;
+const dir = "/tmp/so/out";
+const tok = await AutoTokenizer.from_pretrained(dir, { local_files_only: true });
+const model = await AutoModelForCausalLM.from_pretrained(dir, { local_files_only: true });
+const enc = tok("hello world", { add_special_tokens: true });
+console.log(enc.input_ids.tolist());
+const out = await model(enc);
+console.log(out.logits.dims, Array.from(out.logits.data.slice(-986, -983)), Object.keys(out));
+const g = await model.generate({ ...enc, max_new_tokens: 5, do_sample: false });
+console.log(g.tolist());
