@@ -727,7 +727,12 @@ export async function runSubmit(opts: SubmitOptions): Promise<SubmitOutcome> {
         if (runPlan.mergeOnly) throw new SubmitError(cut, EXIT_BUDGET_CUT);
         log(`warning: ${cut}`);
       } else {
-        const message = await saveOnnxPhase(runPlan.saveOnnx, built.buildDir, baseSource.dir, timer);
+        const message = await saveOnnxPhase(
+          runPlan.saveOnnx,
+          built.buildDir,
+          baseSource.dir,
+          timer,
+        );
         if (runPlan.mergeOnly) return await end({ exitCode: 0, message });
         log(message);
       }

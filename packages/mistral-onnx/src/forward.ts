@@ -90,7 +90,8 @@ export async function runForward(
   const want = step.logitsToKeep ?? 0;
   // A graph exported for transformers.js has num_logits_to_keep fixed at 0 (all positions);
   // onnxruntime-node ignores the value fed for it, so keep the last rows here instead.
-  if (want > 0 && kept > want) return { logits: lastRows(logits, batch, kept, want), kept: want, present };
+  if (want > 0 && kept > want)
+    return { logits: lastRows(logits, batch, kept, want), kept: want, present };
   return { logits, kept, present };
 }
 

@@ -173,7 +173,7 @@ describe("exportTransformersJs (fp32, the mistral fixture)", () => {
     const eos = runner.tokenizer.eosId;
     const gens = json.generations.slice(0, GENERATIONS);
     for (const [i, g] of gens.entries()) {
-      const produced = (tjs.results[at.generate + i]?.ids as number[]).slice(g.promptIds.length);
+      const produced = (tjs.results[at.generate + i]?.ids ?? []).slice(g.promptIds.length);
       // transformers.js keeps the EOS that ended the row; generateIds drops it.
       if (produced.at(-1) === eos) produced.pop();
       const [mine] = await runner.generateIds([g.promptIds], { maxNewTokens: 10 });
