@@ -7,9 +7,9 @@ import {
 
 /** What each kind of merge result can leave the toolkit as. */
 const EXPORTS: Record<ResultKind, string> = {
-  lowrank: "ONNX model (--save-onnx) or PEFT adapter (--save-adapter)",
-  dense: "ONNX model (--save-onnx)",
-  routed: "ONNX model with a router per adapted module (--save-onnx)",
+  lowrank: "ONNX model or PEFT adapter (--save-adapter)",
+  dense: "ONNX model",
+  routed: "ONNX model with a router per adapted module",
 };
 import { Command, InvalidArgumentError } from "commander";
 import { runSubmit } from "./pipeline.js";

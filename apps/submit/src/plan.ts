@@ -195,7 +195,7 @@ export function planRun(config: SubmitConfig, flags: RunFlags): RunPlan {
   if (flags.saveAdapter !== undefined && strategy.resultKind !== "lowrank") {
     throw new SubmitError(
       strategy.resultKind === "routed"
-        ? `--save-adapter: method ${strategy.name} returns a routed mixture (its experts are applied per token by a router), which no single LoRA adapter can hold; it is exported as the ONNX model only. Pick a low-rank method (--list-methods says which) to save an adapter`
+        ? `--save-adapter: method ${strategy.name} returns a routed mixture (its experts are applied per token by a router), which no single LoRA adapter can hold; it is exported as the ONNX model only (--save-onnx DIR writes it for transformers.js). Pick a low-rank method (--list-methods says which) to save an adapter`
         : `--save-adapter: method ${strategy.name} gives dense deltas; only low-rank results can be saved as a LoRA adapter. Pick a low-rank method (--list-methods says which)`,
     );
   }

@@ -26,9 +26,11 @@ export type TransformersJsDtype = keyof typeof TRANSFORMERS_JS_DTYPE_SUFFIX;
 /** The subfolder transformers.js reads graphs from (its `subfolder` option's default). */
 export const TRANSFORMERS_JS_ONNX_DIR = "onnx";
 
+const GENERATION_CONFIG = "generation_config.json";
+
 /** Tokenizer and generation files copied when the model folder has them. */
 const MODEL_FILES = [
-  "generation_config.json",
+  GENERATION_CONFIG,
   "tokenizer.json",
   "tokenizer_config.json",
   "special_tokens_map.json",
@@ -96,6 +98,12 @@ export async function exportTransformersJs(
     const from = join(modelDir, name);
     if (await exists(from)) await writeFileAtomic(join(outDir, name), await readFile(from));
   }
+  if (!(await exists(join(modelDir, GENERATION_CONFIG)))) {
+    await writeFileAtomic(
+      join(outDir, GENERATION_CONFIG),
+      `${JSON.stringify(generationConfigOf(config), null, 2)}\n`,
+    );
+  }
   await writeFileAtomic(
     join(outDir, "config.json"),
     `${JSON.stringify({ ...config, "transformers.js_config": transformersJsConfig(config, dtype) }, null, 2)}\n`,
@@ -120,6 +128,18 @@ function transformersJsConfig(
     use_external_data_format: true,
     ...(dtype === "fp16" || dtype === "q4f16" ? { kv_cache_dtype: { [dtype]: "float16" } } : {}),
   };
+}
+
+/**
+ * A generation_config.json for a base that has none, as transformers derives one from the model
+ * config (GenerationConfig.from_model_config): its special token ids.
+ */
+function generationConfigOf(config: Record<string, unknown>): Record<string, unknown> {
+  const out: Record<string, unknown> = { _from_model_config: true };
+  for (const key of ["bos_token_id", "eos_token_id", "pad_token_id"]) {
+    if (config[key] !== undefined && config[key] !== null) out[key] = config[key];
+  }
+  return out;
 }
 
 /** Reads the build's dtype and weight quantization from the graph itself. */

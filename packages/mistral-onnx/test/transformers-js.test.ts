@@ -86,6 +86,12 @@ describe("exportTransformersJs (fp32, the mistral fixture)", () => {
     }
     const config = JSON.parse(await readFile(join(out, "config.json"), "utf8"));
     expect(config.model_type).toBe("mistral");
+    // The fixture has no generation_config.json: one is derived from config.json's token ids.
+    expect(JSON.parse(await readFile(join(out, "generation_config.json"), "utf8"))).toEqual({
+      _from_model_config: true,
+      bos_token_id: 1,
+      eos_token_id: 2,
+    });
     expect(config["transformers.js_config"]).toEqual({
       dtype: "fp32",
       use_external_data_format: true,
