@@ -57,10 +57,17 @@ function program(): Command {
       "wall-clock budget for merge + evaluation (default 3600)",
       seconds,
     )
-    .option("--merge-only", "merge and save the adapter, answer nothing (needs --save-adapter)")
+    .option(
+      "--merge-only",
+      "merge and save the result, answer nothing (needs --save-adapter or --save-onnx)",
+    )
     .option(
       "--save-adapter <dir>",
       "with --merge-only: write the merged model as a PEFT LoRA adapter",
+    )
+    .option(
+      "--save-onnx <dir>",
+      "write the merged ONNX model as a folder transformers.js loads (onnx/model.onnx + model.onnx_data, config and tokenizer); with --merge-only, answer nothing",
     )
     .option(
       "--eval-labelled <files...>",
@@ -105,6 +112,7 @@ async function main(argv: string[]): Promise<number> {
     budget?: number;
     mergeOnly?: boolean;
     saveAdapter?: string;
+    saveOnnx?: string;
     evalLabelled?: string[];
     prompt?: string;
     chat?: boolean;
@@ -136,6 +144,7 @@ async function main(argv: string[]): Promise<number> {
     ...(o.maxNewTokens !== undefined ? { maxNewTokens: o.maxNewTokens } : {}),
     mergeOnly: o.mergeOnly ?? false,
     ...(o.saveAdapter !== undefined ? { saveAdapter: o.saveAdapter } : {}),
+    ...(o.saveOnnx !== undefined ? { saveOnnx: o.saveOnnx } : {}),
     skipBadRows: o.skipBadRows ?? false,
     progress: o.progress,
     startedAt,

@@ -39,6 +39,7 @@ import { checkOutputsOutsideSources } from "./outputs.js";
 import { buildKeyParts, planRun, type RunOverrides } from "./plan.js";
 import { promptPhase } from "./prompt-phase.js";
 import { saveMergedAdapter } from "./save-adapter.js";
+import { saveOnnxPhase } from "./save-onnx.js";
 import { type ModelSource, expandExpertSpecs, resolveModelSource } from "./sources.js";
 import { sweepStaleTemps } from "./stale.js";
 import type { ResolvedStrategy } from "./strategy.js";
@@ -272,7 +273,8 @@ async function guardOutputsPhase(
   const { outDir, cacheRoot } = runPlan;
   checkOutputsOutsideSources(
     [
-      ...(opts.mergeOnly
+      // --merge-only --save-adapter writes no build; --merge-only --save-onnx builds into the cache.
+      ...(opts.mergeOnly && runPlan.saveOnnx === null
         ? []
         : [
             { what: "the output folder", path: outDir },
@@ -281,6 +283,7 @@ async function guardOutputsPhase(
       ...(runPlan.saveAdapter !== null
         ? [{ what: "--save-adapter", path: runPlan.saveAdapter }]
         : []),
+      ...(runPlan.saveOnnx !== null ? [{ what: "--save-onnx", path: runPlan.saveOnnx }] : []),
     ],
     sources.map((s) => ({ label: s.label, dir: s.dir })),
   );
@@ -288,6 +291,7 @@ async function guardOutputsPhase(
     outDir,
     cacheRoot,
     ...(runPlan.saveAdapter !== null ? [runPlan.saveAdapter] : []),
+    ...(runPlan.saveOnnx !== null ? [runPlan.saveOnnx, join(runPlan.saveOnnx, "onnx")] : []),
   ]);
   if (swept.length > 0) {
     log(
@@ -693,8 +697,8 @@ export async function runSubmit(opts: SubmitOptions): Promise<SubmitOutcome> {
     const end = (o: { exitCode: number; message: string }) =>
       finish(report, timer, startedAt, outDir, o.exitCode, o.message, log);
 
-    if (runPlan.mergeOnly) {
-      const dir = runPlan.saveAdapter!;
+    if (runPlan.mergeOnly && runPlan.saveAdapter !== null) {
+      const dir = runPlan.saveAdapter;
       const message = await mergeOnlyPhase(
         dir,
         plan,
@@ -719,6 +723,22 @@ export async function runSubmit(opts: SubmitOptions): Promise<SubmitOutcome> {
       timer,
       log,
     );
+    if (runPlan.saveOnnx !== null) {
+      if (built.budgetCutIn !== null) {
+        const cut = `--save-onnx: the time budget ran out during the ${built.budgetCutIn}, so there is no complete model to export`;
+        if (runPlan.mergeOnly) throw new SubmitError(cut, EXIT_BUDGET_CUT);
+        log(`warning: ${cut}`);
+      } else {
+        const message = await saveOnnxPhase(
+          runPlan.saveOnnx,
+          built.buildDir,
+          baseSource.dir,
+          timer,
+        );
+        if (runPlan.mergeOnly) return await end({ exitCode: 0, message });
+        log(message);
+      }
+    }
     if (built.budgetCutIn === null) {
       held.runner = await runtimePhase(built, baseSource, config, report, timer, log);
     }

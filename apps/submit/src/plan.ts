@@ -72,6 +72,8 @@ export interface RunOverrides {
   budgetSeconds?: number;
   mergeOnly?: boolean;
   saveAdapter?: string;
+  /** `--save-onnx DIR`: the ONNX build as a folder transformers.js loads (save-onnx.ts). */
+  saveOnnx?: string;
   evalLabelled?: string[];
   /** `--prompt TEXT`: answer this prompt on the merged model, streamed, instead of the CSV. */
   prompt?: string;
@@ -118,6 +120,8 @@ export interface RunPlan {
   mergeOnly: boolean;
   /** Absolute folder for --save-adapter, or null. */
   saveAdapter: string | null;
+  /** Absolute folder for --save-onnx, or null. */
+  saveOnnx: string | null;
   outPath: string;
   outDir: string;
   /** Where ONNX builds are cached. */
@@ -157,10 +161,14 @@ export function buildCacheKey(
  */
 export function planRun(config: SubmitConfig, flags: RunFlags): RunPlan {
   const promptMode = planPromptMode(flags);
-  if (flags.mergeOnly && flags.saveAdapter === undefined) {
+  if (flags.mergeOnly && flags.saveAdapter === undefined && flags.saveOnnx === undefined) {
     throw new SubmitError(
-      "--merge-only needs --save-adapter DIR (where to write the merged adapter)",
+      "--merge-only needs --save-adapter DIR (where to write the merged adapter) or --save-onnx DIR (the ONNX model)",
     );
+  }
+  if (flags.saveAdapter !== undefined && flags.saveOnnx !== undefined) {
+    // The adapter path merges without building the ONNX model, which --save-onnx exports.
+    throw new SubmitError("--save-adapter and --save-onnx: one per run");
   }
   if (flags.saveAdapter !== undefined && !flags.mergeOnly) {
     throw new SubmitError("--save-adapter is used with --merge-only");
@@ -200,10 +208,10 @@ export function planRun(config: SubmitConfig, flags: RunFlags): RunPlan {
     );
   }
   const mergeOnly = flags.mergeOnly ?? false;
-  if (mergeOnly && strategy.resultKind !== "lowrank") {
+  if (flags.saveAdapter !== undefined && strategy.resultKind !== "lowrank") {
     throw new SubmitError(
       strategy.resultKind === "routed"
-        ? `--save-adapter: method ${strategy.name} returns a routed mixture (its experts are applied per token by a router), which no single LoRA adapter can hold; it is exported as the ONNX model only. Pick a low-rank method (--list-methods says which) to save an adapter`
+        ? `--save-adapter: method ${strategy.name} returns a routed mixture (its experts are applied per token by a router), which no single LoRA adapter can hold; it is exported as the ONNX model only (--save-onnx DIR writes it for transformers.js). Pick a low-rank method (--list-methods says which) to save an adapter`
         : `--save-adapter: method ${strategy.name} gives dense deltas; only low-rank results can be saved as a LoRA adapter. Pick a low-rank method (--list-methods says which)`,
     );
   }
@@ -226,6 +234,7 @@ export function planRun(config: SubmitConfig, flags: RunFlags): RunPlan {
     mergeOnly,
     saveAdapter:
       flags.saveAdapter === undefined ? null : resolveFrom(flags.root, flags.saveAdapter),
+    saveOnnx: flags.saveOnnx === undefined ? null : resolveFrom(flags.root, flags.saveOnnx),
     outPath,
     outDir,
     cacheRoot: resolveFrom(flags.root, c.runtime.cacheDir ?? defaultCacheDir()),

@@ -69,6 +69,20 @@ describe("planRun", () => {
     expect(() => planRun(withStrategy("lift_routing", {}), save)).toThrow(/routed mixture/);
     expect(() => planRun(withStrategy("ties", {}), save)).toThrow(/dense deltas/);
   });
+
+  it("--save-onnx takes every kind of result, alone or with --merge-only, but not with --save-adapter", () => {
+    const onnx = { ...flags, saveOnnx: "out/onnx" };
+    for (const method of ["lift_routing", "ties", "linear"]) {
+      const p = planRun(withStrategy(method, {}), { ...onnx, mergeOnly: true });
+      expect(p.saveOnnx).toBe(join(REPO, "out/onnx"));
+      expect(p.outputs).toEqual([]);
+    }
+    expect(planRun(withStrategy("lift_routing", {}), onnx).outputs.length).toBeGreaterThan(0);
+    expect(planRun(withStrategy("linear", {}), flags).saveOnnx).toBeNull();
+    expect(() =>
+      planRun(withStrategy("linear", {}), { ...onnx, mergeOnly: true, saveAdapter: "x" }),
+    ).toThrow(/one per run/);
+  });
 });
 
 describe("build cache key", () => {

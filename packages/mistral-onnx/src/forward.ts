@@ -85,5 +85,21 @@ export async function runForward(
     present.keys.push(out[IO.presentKey(l)] as ort.Tensor);
     present.values.push(out[IO.presentValue(l)] as ort.Tensor);
   }
-  return { logits: logitsT.data as Float32Array, kept: logitsT.dims[1] as number, present };
+  const logits = logitsT.data as Float32Array;
+  const kept = logitsT.dims[1] as number;
+  const want = step.logitsToKeep ?? 0;
+  // A graph exported for transformers.js has num_logits_to_keep fixed at 0 (all positions);
+  // onnxruntime-node ignores the value fed for it, so keep the last rows here instead.
+  if (want > 0 && kept > want)
+    return { logits: lastRows(logits, batch, kept, want), kept: want, present };
+  return { logits, kept, present };
+}
+
+/** The last `keep` of `kept` rows of each batch entry of a batch × kept × vocab array. */
+function lastRows(logits: Float32Array, batch: number, kept: number, keep: number): Float32Array {
+  const V = logits.length / (batch * kept);
+  const out = new Float32Array(batch * keep * V);
+  for (let b = 0; b < batch; b++)
+    out.set(logits.subarray(((b + 1) * kept - keep) * V, (b + 1) * kept * V), b * keep * V);
+  return out;
 }

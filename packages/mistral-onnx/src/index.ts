@@ -69,3 +69,11 @@ export {
   separateContinuationTokens,
 } from "./scoring.js";
 export { Tokenizer } from "./tokenizer.js";
+export {
+  type ExportTransformersJsOptions,
+  type ExportTransformersJsResult,
+  exportTransformersJs,
+  TRANSFORMERS_JS_DTYPE_SUFFIX,
+  TRANSFORMERS_JS_ONNX_DIR,
+  type TransformersJsDtype,
+} from "./transformers-js.js";
