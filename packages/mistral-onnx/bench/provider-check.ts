@@ -1,10 +1,17 @@
 // fp32/fp16 on a GPU provider against the CPU provider, on the same built model: logits of a
 // left-padded batch, multiple-choice scores over a shared prompt cache, and greedy tokens.
 // Usage: node provider-check.mjs (bundled by tools/gpu/prepare.sh) <cuda|webgpu> [modelDir=data/zoo/base] [out.json]
+// Each build variant is checked: dtype fp32/fp16 × fusedOps none/contrib.
 import { mkdtemp, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { buildOnnxModel, type ExecutionProvider, MistralRunner } from "../src/index.js";
+import {
+  type BuildOnnxModelOptions,
+  buildOnnxModel,
+  type ExecutionProvider,
+  FUSED_OPS,
+  MistralRunner,
+} from "../src/index.js";
 
 const [provider = "cuda", modelDir = "data/zoo/base", outFile] = process.argv.slice(2) as [
   ExecutionProvider,
@@ -29,9 +36,13 @@ function maxAbs(a: Float32Array, b: Float32Array): { abs: number; rel: number } 
 }
 
 const results: Record<string, unknown> = { provider, modelDir };
-for (const dtype of ["fp32", "fp16"] as const) {
-  const outDir = await mkdtemp(join(tmpdir(), `provider-check-${dtype}-`));
-  await buildOnnxModel({ modelDir, outDir, dtype });
+const variants: Array<{ name: string; build: Partial<BuildOnnxModelOptions> }> = [];
+for (const dtype of ["fp32", "fp16"] as const)
+  for (const fusedOps of FUSED_OPS)
+    variants.push({ name: `${dtype}-${fusedOps}`, build: { dtype, fusedOps } });
+for (const { name, build } of variants) {
+  const outDir = await mkdtemp(join(tmpdir(), `provider-check-${name}-`));
+  await buildOnnxModel({ modelDir, outDir, ...build });
   const onnxPath = join(outDir, "model.onnx");
   const open = (p: ExecutionProvider) =>
     MistralRunner.create({ onnxPath, modelDir, executionProvider: p, onWarning: console.warn });
@@ -49,7 +60,7 @@ for (const dtype of ["fp32", "fp16"] as const) {
   const gg = await gpu.generateIds(rows, { maxNewTokens: 16 });
   const gc = await cpu.generateIds(rows, { maxNewTokens: 16 });
   const same = gg.filter((r, i) => JSON.stringify(r) === JSON.stringify(gc[i])).length;
-  results[dtype] = {
+  results[name] = {
     providerInUse: gpu.executionProvider,
     lastLogitsMaxAbs: l.abs,
     lastLogitsMaxRel: l.rel,
@@ -59,7 +70,7 @@ for (const dtype of ["fp32", "fp16"] as const) {
       sc.indexOf(sc.reduce((a, b) => (b.sum > a.sum ? b : a))),
     greedyRowsIdentical: `${same}/${rows.length}`,
   };
-  console.log(dtype, JSON.stringify(results[dtype]));
+  console.log(name, JSON.stringify(results[name]));
   await gpu.close();
   await cpu.close();
 }
