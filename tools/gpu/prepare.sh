@@ -7,8 +7,10 @@
 # .gpu-cuda/ as ≤ 36 MB xz chunks, sent one per call (see tools/gpu/README.md).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-D=.gpu
-rm -rf "$D" && mkdir -p "$D/node_modules/@merge"
+# Everything but node goes into one payload.tar.xz (JS compresses ~8x), so the first call carries
+# about 37 MiB beside the ~22 MiB working tree (the limit is 64 MiB).
+D=.gpu-stage
+rm -rf "$D" .gpu && mkdir -p "$D/node_modules/@merge" .gpu
 npx esbuild apps/submit/src/cli.ts --bundle --platform=node --format=esm --target=node20 \
   --outfile="$D/cli.mjs" --conditions=source --external:onnxruntime-node --external:onnx-proto \
   --log-level=warning \
@@ -17,6 +19,10 @@ npx esbuild packages/mistral-onnx/bench/provider-check.ts --bundle --platform=no
   --target=node20 --outfile="$D/provider-check.mjs" --conditions=source --external:onnxruntime-node \
   --external:onnx-proto --log-level=warning \
   --banner:js="import { createRequire as __cr } from 'node:module'; const require = __cr(import.meta.url);"
+npx esbuild packages/mistral-onnx/src/bin/enable-cuda.ts --bundle --platform=node --format=esm \
+  --target=node20 --outfile="$D/enable-cuda.mjs" --conditions=source --external:onnxruntime-node \
+  --log-level=warning \
+  --banner:js="import { createRequire as __cr } from 'node:module'; const require = __cr(import.meta.url);"
 cp ../shared/starter-kit/test.csv "$D/test.csv" # carried for the run, never committed
 MTJ=${MISTRAL_TOKENIZER_JS:-/tmp/mtj/node_modules/mistral-tokenizer-js/mistral-tokenizer.js}
 [ -f "$MTJ" ] || (mkdir -p /tmp/mtj && npm install --prefix /tmp/mtj --no-save mistral-tokenizer-js@1.0.0 >/dev/null)
@@ -24,7 +30,6 @@ cp "$MTJ" "$D/mistral-tokenizer.js"
 P=node_modules/.pnpm
 cp -rL "$P/onnxruntime-node@1.30.0/node_modules/onnxruntime-node" "$D/node_modules/"
 find "$D/node_modules/onnxruntime-node/bin" -mindepth 3 -maxdepth 3 ! -path '*/linux/x64' -exec rm -rf {} +
-xz -T2 -6 "$D/node_modules/onnxruntime-node/bin/napi-v6/linux/x64/libonnxruntime.so.1"
 cp -rL "$P/onnxruntime-common@1.30.0/node_modules/onnxruntime-common" "$D/node_modules/"
 cp -rL "$P/onnx-proto@8.0.1/node_modules/onnx-proto" "$D/node_modules/"
 cp -rL "$P/protobufjs@6.11.6/node_modules/protobufjs" "$D/node_modules/"
@@ -38,8 +43,10 @@ for p in packages/*/package.json; do
   name=$(node -p "require('./$p').name")
   mkdir -p "$D/node_modules/$name" && cp "$p" "$D/node_modules/$name/package.json"
 done
-xz -T2 -6 -c "$(command -v node)" > "$D/node.xz"
-du -sh "$D"
+xz -T2 -6 -c "$(command -v node)" > .gpu/node.xz
+tar -C "$D" -cf - . | xz -T2 -6 > .gpu/payload.tar.xz
+rm -rf "$D"
+du -sh .gpu/*
 if [ "${1:-}" = "--cuda" ]; then
   C=.gpu-cuda
   rm -rf "$C" && mkdir -p "$C/whl"

@@ -29,7 +29,7 @@ step=${1:-}; shift || true
 case "$step" in
 setup)
   [ -x $NODE ] || { xz -dc $G/node.xz > $NODE && chmod +x $NODE; }
-  [ -f $LIB/libonnxruntime.so.1 ] || xz -dk $LIB/libonnxruntime.so.1.xz
+  [ -f $G/cli.mjs ] || xz -dc $G/payload.tar.xz | tar -xf - -C $G
   for f in .gl/*.deb; do dpkg -x "$f" /; done; ldconfig
   { nvidia-smi; nproc; free -g; df -h /tmp; $NODE --version; python3 -c 'import torch, transformers, peft; print(torch.__version__, transformers.__version__, peft.__version__)'; } 2>&1 | tee $W/reports/machine.txt
   ;;
@@ -42,9 +42,12 @@ chunk)
   mv .gpu-cuda/* $W/cuda/ 2>/dev/null; ls -la $W/cuda
   ;;
 cuda-lib)
-  cat $W/cuda/cuda.xz.part* | xz -d > $LIB/libonnxruntime_providers_cuda.so &&
-    xz -dc $W/cuda/libonnxruntime_providers_shared.so.xz > $LIB/libonnxruntime_providers_shared.so
-  ls -la $LIB; sha256sum $LIB/libonnxruntime_providers_cuda.so
+  # Reassembled, then installed by the package's own installer (which also checks they load).
+  mkdir -p $W/cuda/lib
+  cat $W/cuda/cuda.xz.part* | xz -d > $W/cuda/lib/libonnxruntime_providers_cuda.so &&
+    xz -dc $W/cuda/libonnxruntime_providers_shared.so.xz > $W/cuda/lib/libonnxruntime_providers_shared.so
+  sha256sum $W/cuda/lib/*.so
+  $NODE $G/enable-cuda.mjs $W/cuda/lib 2>&1 | tee $W/logs/enable-cuda.log
   ;;
 subset)
   python3 - "$G/test.csv" "$1" "$W/sub-$1.csv" <<'PY'

@@ -1,9 +1,9 @@
-import { existsSync, readdirSync } from "node:fs";
-import { createRequire } from "node:module";
+import { existsSync } from "node:fs";
 import { constants } from "node:os";
-import { dirname, join } from "node:path";
+import { join } from "node:path";
 import * as ort from "onnxruntime-node";
 import type { MistralConfig } from "./config.js";
+import { CUDA_PROVIDER_LIBS, onnxruntimeBindingDir } from "./cuda-providers.js";
 import { MistralOnnxError } from "./errors.js";
 import { IO } from "./graph.js";
 import type { KvElem, KvShape } from "./kv-cache.js";
@@ -123,28 +123,17 @@ export function providerFailure(provider: ExecutionProvider, error: unknown): st
  * folder) from loading on Linux: the missing provider files, else the loader's message for the
  * first one that does not open (naming its missing dependency); undefined when both open.
  */
-export function cudaLibraryProblem(dir: string | undefined = bindingDir()): string | undefined {
+export function cudaLibraryProblem(
+  dir: string | undefined = onnxruntimeBindingDir(),
+): string | undefined {
   if (!dir) return undefined;
-  const libs = ["libonnxruntime_providers_shared.so", "libonnxruntime_providers_cuda.so"];
-  const missing = libs.filter((l) => !existsSync(join(dir, l)));
+  const missing = CUDA_PROVIDER_LIBS.filter((l) => !existsSync(join(dir, l)));
   if (missing.length > 0) {
-    return `${missing.join(" and ")} not found in ${dir}: onnxruntime-node's install script downloads them (see "Execution providers" in @merge/mistral-onnx's README)`;
+    return `${missing.join(" and ")} not found in ${dir}: for CUDA 12 onnxruntime-node's install script downloads them, for CUDA 13 \`mistral-onnx-enable-cuda <onnxruntime-gpu wheel>\` installs them (see "Execution providers" in @merge/mistral-onnx's README)`;
   }
-  for (const l of libs) {
+  for (const l of CUDA_PROVIDER_LIBS) {
     const e = dlopenError(join(dir, l));
     if (e) return e;
-  }
-  return undefined;
-}
-
-/** onnxruntime-node's native folder, bin/napi-v*\/<platform>/<arch>. */
-function bindingDir(): string | undefined {
-  const root = join(dirname(createRequire(import.meta.url).resolve("onnxruntime-node")), "..");
-  const bin = join(root, "bin");
-  if (!existsSync(bin)) return undefined;
-  for (const napi of readdirSync(bin).filter((d) => d.startsWith("napi-v"))) {
-    const dir = join(bin, napi, process.platform, process.arch);
-    if (existsSync(dir)) return dir;
   }
   return undefined;
 }
@@ -152,19 +141,18 @@ function bindingDir(): string | undefined {
 /**
  * The dynamic loader's error for a library, or undefined when it loads. process.dlopen reports
  * dlerror() when the library or one of its dependencies cannot be opened; a library that opens
- * but is not a Node addon fails afterwards with a different error, which means "it loads".
+ * but is not a Node addon fails afterwards with "Module did not self-register", which means
+ * "it loads".
  */
-function dlopenError(lib: string): string | undefined {
+export function dlopenError(lib: string): string | undefined {
   try {
     process.dlopen({ exports: {} } as NodeJS.Module, lib, constants.dlopen.RTLD_LAZY);
     return undefined;
   } catch (e) {
     const m = (e as Error).message;
-    return /cannot open shared object|no such file|not found|undefined symbol|wrong ELF|version .* not found/iu.test(
-      m,
-    )
-      ? m.split("\n")[0]
-      : undefined;
+    // Node's own error for a library that loaded but registers no addon; anything else is the
+    // loader's (a missing dependency, a bad ELF file, an unresolved symbol).
+    return /did not self-register|napi_register_module/iu.test(m) ? undefined : m.split("\n")[0];
   }
 }
 

@@ -293,7 +293,7 @@ describe("runner input errors and providers", () => {
   it("cudaLibraryProblem names missing provider libraries, or the dependency the loader cannot find", async () => {
     const empty = await outDir();
     expect(cudaLibraryProblem(empty)).toBe(
-      `libonnxruntime_providers_shared.so and libonnxruntime_providers_cuda.so not found in ${empty}: onnxruntime-node's install script downloads them (see "Execution providers" in @merge/mistral-onnx's README)`,
+      `libonnxruntime_providers_shared.so and libonnxruntime_providers_cuda.so not found in ${empty}: for CUDA 12 onnxruntime-node's install script downloads them, for CUDA 13 \`mistral-onnx-enable-cuda <onnxruntime-gpu wheel>\` installs them (see "Execution providers" in @merge/mistral-onnx's README)`,
     );
     if (process.platform !== "linux" || !hasGcc()) return;
     // Stand-ins: a loadable shared provider, and a CUDA provider linked against a library that
