@@ -7,11 +7,13 @@ import {
 
 /** What each kind of merge result can leave the toolkit as. */
 const EXPORTS: Record<ResultKind, string> = {
-  lowrank: "ONNX model or PEFT adapter (--save-adapter)",
-  dense: "ONNX model",
+  lowrank: "ONNX model, merged checkpoint (--save-model) or PEFT adapter (--save-adapter)",
+  dense:
+    "ONNX model, merged checkpoint (--save-model) or SVD-truncated PEFT adapter (--save-adapter with --adapter-rank)",
   routed: "ONNX model with a router per adapted module",
 };
 import { Command, InvalidArgumentError } from "commander";
+import { DEFAULT_SHARD_SIZE } from "./export-plan.js";
 import { runSubmit } from "./pipeline.js";
 import { parseHyperFlags } from "./plan.js";
 import { formatCliError } from "./report-error.js";
@@ -25,6 +27,12 @@ function seconds(value: string): number {
   const n = Number(value);
   if (!Number.isFinite(n) || n <= 0)
     throw new InvalidArgumentError("expected a positive number of seconds");
+  return n;
+}
+
+function positiveInt(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n <= 0) throw new InvalidArgumentError("expected a positive integer");
   return n;
 }
 
@@ -51,10 +59,26 @@ function program(): Command {
       "wall-clock budget for merge + evaluation (default 3600)",
       seconds,
     )
-    .option("--merge-only", "merge and save the adapter, answer nothing (needs --save-adapter)")
+    .option(
+      "--merge-only",
+      "merge and export, answer nothing (needs --save-adapter and/or --save-model)",
+    )
     .option(
       "--save-adapter <dir>",
-      "with --merge-only: write the merged model as a PEFT LoRA adapter",
+      "with --merge-only: write the merged model as a PEFT LoRA adapter (+ README.md model card)",
+    )
+    .option(
+      "--adapter-rank <n>",
+      "with --save-adapter and a dense method: keep the rank-n truncated SVD of each merged update (the error is reported)",
+      positiveInt,
+    )
+    .option(
+      "--save-model <dir>",
+      "with --merge-only: write the merged model as a transformers checkpoint (sharded safetensors in the base's dtype, config, tokenizer, README.md model card)",
+    )
+    .option(
+      "--shard-size <size>",
+      `largest shard of --save-model, as transformers' max_shard_size (default ${DEFAULT_SHARD_SIZE})`,
     )
     .option(
       "--eval-labelled <files...>",
@@ -85,6 +109,9 @@ async function main(argv: string[]): Promise<number> {
     budget?: number;
     mergeOnly?: boolean;
     saveAdapter?: string;
+    adapterRank?: number;
+    saveModel?: string;
+    shardSize?: string;
     evalLabelled?: string[];
     skipBadRows?: boolean;
     progress: boolean;
@@ -110,6 +137,10 @@ async function main(argv: string[]): Promise<number> {
     ...(o.evalLabelled !== undefined ? { evalLabelled: o.evalLabelled } : {}),
     mergeOnly: o.mergeOnly ?? false,
     ...(o.saveAdapter !== undefined ? { saveAdapter: o.saveAdapter } : {}),
+    ...(o.adapterRank !== undefined ? { adapterRank: o.adapterRank } : {}),
+    ...(o.saveModel !== undefined ? { saveModel: o.saveModel } : {}),
+    ...(o.shardSize !== undefined ? { shardSize: o.shardSize } : {}),
+    command: args,
     skipBadRows: o.skipBadRows ?? false,
     progress: o.progress,
     startedAt,

@@ -7,6 +7,7 @@ import { type StrategyDefinition, StrategyError, getStrategy } from "@merge/stra
 import { cacheKey } from "./cache.js";
 import type { SubmitConfig } from "./config.js";
 import { ConfigError, SubmitError } from "./errors.js";
+import { type ExportFlags, type ExportPlan, planExports } from "./export-plan.js";
 import { type OutputJob, planOutputs } from "./outputs.js";
 import { resolveFrom } from "./workspace.js";
 
@@ -62,15 +63,13 @@ export function codeVersions(from = dirname(fileURLToPath(import.meta.url))): Co
 }
 
 /** What the command line overrides in the config, and what the run does. */
-export interface RunOverrides {
+export interface RunOverrides extends ExportFlags {
   method?: string;
   /** `--hyper KEY=VALUE` overrides of the method's hyperparameters (after any --method). */
   hyper?: Record<string, unknown>;
   data?: string;
   out?: string;
   budgetSeconds?: number;
-  mergeOnly?: boolean;
-  saveAdapter?: string;
   evalLabelled?: string[];
 }
 
@@ -110,6 +109,8 @@ export interface RunPlan {
   mergeOnly: boolean;
   /** Absolute folder for --save-adapter, or null. */
   saveAdapter: string | null;
+  /** --save-model, --save-adapter and their options, checked (see planExports). */
+  exports: ExportPlan;
   outPath: string;
   outDir: string;
   /** Where ONNX builds are cached. */
@@ -146,14 +147,6 @@ export function buildCacheKey(
  * Pure apart from reading package versions: nothing is written, no tensor is read.
  */
 export function planRun(config: SubmitConfig, flags: RunFlags): RunPlan {
-  if (flags.mergeOnly && flags.saveAdapter === undefined) {
-    throw new SubmitError(
-      "--merge-only needs --save-adapter DIR (where to write the merged adapter)",
-    );
-  }
-  if (flags.saveAdapter !== undefined && !flags.mergeOnly) {
-    throw new SubmitError("--save-adapter is used with --merge-only");
-  }
   const c: SubmitConfig = structuredClone(config);
   if (flags.method !== undefined) {
     // Another method's hyperparameters do not carry over.
@@ -184,13 +177,8 @@ export function planRun(config: SubmitConfig, flags: RunFlags): RunPlan {
     );
   }
   const mergeOnly = flags.mergeOnly ?? false;
-  if (mergeOnly && strategy.resultKind !== "lowrank") {
-    throw new SubmitError(
-      strategy.resultKind === "routed"
-        ? `--save-adapter: method ${strategy.name} returns a routed mixture (its experts are applied per token by a router), which no single LoRA adapter can hold; it is exported as the ONNX model only. Pick a low-rank method (--list-methods says which) to save an adapter`
-        : `--save-adapter: method ${strategy.name} gives dense deltas; only low-rank results can be saved as a LoRA adapter. Pick a low-rank method (--list-methods says which)`,
-    );
-  }
+  // What --save-model / --save-adapter can hold for this method, refused before any tensor.
+  const exports = planExports(strategy, flags);
 
   const outPath = resolveFrom(flags.root, c.out);
   const outDir = dirname(outPath);
@@ -207,8 +195,8 @@ export function planRun(config: SubmitConfig, flags: RunFlags): RunPlan {
     strategy,
     hyper,
     mergeOnly,
-    saveAdapter:
-      flags.saveAdapter === undefined ? null : resolveFrom(flags.root, flags.saveAdapter),
+    saveAdapter: exports.saveAdapter,
+    exports,
     outPath,
     outDir,
     cacheRoot: resolveFrom(flags.root, c.runtime.cacheDir ?? defaultCacheDir()),
