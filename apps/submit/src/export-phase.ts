@@ -4,7 +4,14 @@ import type { SubmitConfig } from "./config.js";
 import { checkExportDir } from "./export-dir.js";
 import type { ExportPlan } from "./export-plan.js";
 import type { LoadedExpert, MergePlan, MergeStats } from "./merge.js";
-import { type CardSource, type ModelCardInput, baseModelId, renderModelCard, shellQuote, submitVersion } from "./model-card.js";
+import {
+  type CardSource,
+  type ModelCardInput,
+  baseModelId,
+  renderModelCard,
+  shellQuote,
+  submitVersion,
+} from "./model-card.js";
 import type { PhaseTimer } from "./phases.js";
 import { codeVersions } from "./plan.js";
 import { type AdapterTruncation, saveMergedAdapter } from "./save-adapter.js";
@@ -20,7 +27,9 @@ export function commandLine(args: readonly string[] | undefined): string {
 /** The output folders of the exports, for the checks before anything is written. */
 export function exportOutputs(exports: ExportPlan): Array<{ what: string; path: string }> {
   return [
-    ...(exports.saveAdapter !== null ? [{ what: "--save-adapter", path: exports.saveAdapter }] : []),
+    ...(exports.saveAdapter !== null
+      ? [{ what: "--save-adapter", path: exports.saveAdapter }]
+      : []),
     ...(exports.saveModel !== null ? [{ what: "--save-model", path: exports.saveModel }] : []),
   ];
 }
@@ -133,7 +142,9 @@ export async function exportPhase(
     }
     said.push(
       `merged adapter written to ${saveAdapter} (${saved.modules} modules${
-        saved.truncation ? `, rank-${saved.truncation.rank} SVD truncation, relative error ${saved.truncation.relativeError.toPrecision(4)}` : ""
+        saved.truncation
+          ? `, rank-${saved.truncation.rank} SVD truncation, relative error ${saved.truncation.relativeError.toPrecision(4)}`
+          : ""
       })`,
     );
   }

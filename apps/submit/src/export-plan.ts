@@ -103,7 +103,9 @@ export function planExports(
       throw new SubmitError(`--adapter-rank must be a positive integer, got ${adapterRank}`);
     }
     if (saveAdapter === undefined) {
-      throw new SubmitError("--adapter-rank sets the rank of --save-adapter; pass --save-adapter DIR");
+      throw new SubmitError(
+        "--adapter-rank sets the rank of --save-adapter; pass --save-adapter DIR",
+      );
     }
   }
   const kind = strategy.resultKind;
@@ -125,7 +127,11 @@ export function planExports(
   }
   const adapterDir = saveAdapter === undefined ? null : resolveFrom(flags.root, saveAdapter);
   const modelDir = saveModel === undefined ? null : resolveFrom(flags.root, saveModel);
-  if (adapterDir !== null && modelDir !== null && (nested(adapterDir, modelDir) || nested(modelDir, adapterDir))) {
+  if (
+    adapterDir !== null &&
+    modelDir !== null &&
+    (nested(adapterDir, modelDir) || nested(modelDir, adapterDir))
+  ) {
     throw new SubmitError(
       `--save-adapter ${adapterDir} and --save-model ${modelDir} overlap; give them separate folders`,
     );

@@ -114,9 +114,7 @@ export function renderModelCard(c: ModelCardInput): string {
     "- hyperparameters:",
     "",
     "```yaml",
-    Object.keys(c.hyperparameters).length === 0
-      ? "{}"
-      : stringify(c.hyperparameters).trimEnd(),
+    Object.keys(c.hyperparameters).length === 0 ? "{}" : stringify(c.hyperparameters).trimEnd(),
     "```",
     "",
     "## How it was made",

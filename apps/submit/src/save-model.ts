@@ -84,7 +84,12 @@ export async function saveMergedModel(
     const module = name.endsWith(".weight") ? name.slice(0, -".weight".length) : undefined;
     const shape = module === undefined ? undefined : plan.get(module);
     if (shape === undefined) {
-      tensors.push({ name, dtype: info.dtype, shape: info.shape, data: () => base.readBytes(name) });
+      tensors.push({
+        name,
+        dtype: info.dtype,
+        shape: info.shape,
+        data: () => base.readBytes(name),
+      });
       continue;
     }
     const dtype = info.dtype;

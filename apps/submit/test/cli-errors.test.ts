@@ -80,7 +80,9 @@ describe("submit: clear errors on bad input", () => {
       join(dir, "saved"),
     ]);
     expect(r.code).toBe(1);
-    expect(r.stderr).toMatch(/--save-model: method lift_routing returns a routed mixture.*--save-onnx DIR/s);
+    expect(r.stderr).toMatch(
+      /--save-model: method lift_routing returns a routed mixture.*--save-onnx DIR/s,
+    );
     expect(existsSync(join(dir, "saved"))).toBe(false);
   });
 
@@ -92,7 +94,9 @@ describe("submit: clear errors on bad input", () => {
     const args = ["--config", config, "--method", "linear", "--merge-only", "--save-model", target];
     const refused = await runCli(args);
     expect(refused.code).toBe(1);
-    expect(refused.stderr).toMatch(/--save-model .*model is not empty and holds files .*\(notes\.txt\)/s);
+    expect(refused.stderr).toMatch(
+      /--save-model .*model is not empty and holds files .*\(notes\.txt\)/s,
+    );
     expect(await readdir(target)).toEqual(["notes.txt"]);
     // An earlier export (here with a stale extra shard of a bigger model) is replaced as a whole.
     await rm(join(target, "notes.txt"));
@@ -103,7 +107,9 @@ describe("submit: clear errors on bad input", () => {
     const names = await readdir(target);
     expect(names).not.toContain("model-00003-of-00003.safetensors");
     expect(names).toContain("model-00001-of-00001.safetensors");
-    expect(JSON.parse(await readFile(join(target, "config.json"), "utf8")).model_type).toBe("mistral");
+    expect(JSON.parse(await readFile(join(target, "config.json"), "utf8")).model_type).toBe(
+      "mistral",
+    );
     // A file where the folder should be.
     const file = join(dir, "a-file");
     await writeFile(file, "x");

@@ -89,12 +89,14 @@ describe("planRun", () => {
       expect(() => planRun(lin, { ...model, shardSize: bad }), bad).toThrow(/--shard-size/);
     }
     expect(() => planRun(lin, { ...flags, saveModel: "m" })).toThrow(/used with --merge-only/);
-    expect(() => planRun(lin, { ...flags, mergeOnly: true, shardSize: "1GB", saveAdapter: "a" })).toThrow(
-      /--shard-size sets the shards of --save-model/,
-    );
+    expect(() =>
+      planRun(lin, { ...flags, mergeOnly: true, shardSize: "1GB", saveAdapter: "a" }),
+    ).toThrow(/--shard-size sets the shards of --save-model/);
     // A routed mixture has no static export: the message names the ONNX export instead.
     for (const f of [model, { ...flags, mergeOnly: true, saveAdapter: "a" }]) {
-      expect(() => planRun(routed, f)).toThrow(/routed mixture.*ONNX model only \(--save-onnx DIR/s);
+      expect(() => planRun(routed, f)).toThrow(
+        /routed mixture.*ONNX model only \(--save-onnx DIR/s,
+      );
     }
     // A dense adapter needs an explicit truncation rank, and the refusal says how to get one.
     const adapter = { ...flags, mergeOnly: true, saveAdapter: "a" };

@@ -211,7 +211,10 @@ describe("--save-model and --save-adapter on the embedded zoo", () => {
         { encoding: "utf8", env: { ...process.env, HF_HUB_OFFLINE: "1" } },
       );
       const lines = r.stdout.split("\n").filter((l) => l !== "");
-      expect(lines.filter((l) => !l.startsWith("ok ")), r.stderr).toEqual([]);
+      expect(
+        lines.filter((l) => !l.startsWith("ok ")),
+        r.stderr,
+      ).toEqual([]);
       expect(r.status, r.stderr).toBe(0);
       expect(lines.length).toBeGreaterThan(25);
     },
