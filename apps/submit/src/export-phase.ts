@@ -1,3 +1,4 @@
+import { basename, dirname } from "node:path";
 import type { MergeContext } from "@merge/strategies";
 import type { SafetensorsCheckpoint } from "@merge/tensor-io";
 import type { SubmitConfig } from "./config.js";
@@ -16,6 +17,7 @@ import type { PhaseTimer } from "./phases.js";
 import { codeVersions } from "./plan.js";
 import { type AdapterTruncation, saveMergedAdapter } from "./save-adapter.js";
 import { saveMergedModel } from "./save-model.js";
+import { sweepStaleTemps } from "./stale.js";
 import type { ResolvedStrategy } from "./strategy.js";
 
 /** How the command that made an export is shown in its model card. */
@@ -32,6 +34,21 @@ export function exportOutputs(exports: ExportPlan): Array<{ what: string; path: 
       : []),
     ...(exports.saveModel !== null ? [{ what: "--save-model", path: exports.saveModel }] : []),
   ];
+}
+
+/**
+ * Removes what killed runs left of the exports: temporaries inside an export folder, and the
+ * hidden temporary siblings publishExportDir writes (only those named after the export, so
+ * nothing else in the parent folder is touched).
+ */
+export async function sweepExportTemps(exports: ExportPlan): Promise<string[]> {
+  const removed: string[] = [];
+  for (const { path } of exportOutputs(exports)) {
+    removed.push(...(await sweepStaleTemps([path])));
+    const prefix = `.${basename(path)}.`;
+    removed.push(...(await sweepStaleTemps([dirname(path)], (n) => n.startsWith(prefix))));
+  }
+  return removed;
 }
 
 /** Refuses an export folder that holds files an export would not write (checkExportDir). */

@@ -1,5 +1,5 @@
 import { existsSync } from "node:fs";
-import { basename, dirname, join } from "node:path";
+import { basename, join } from "node:path";
 import {
   type ChoiceScorer,
   type CompetitionDataset,
@@ -37,7 +37,13 @@ import {
 import { PhaseTimer, formatPhaseTable, processPeakRssMiB } from "./phases.js";
 import { checkOutputsOutsideSources } from "./outputs.js";
 import { buildKeyParts, planRun, type RunOverrides } from "./plan.js";
-import { checkExportDirs, commandLine, exportOutputs, exportPhase } from "./export-phase.js";
+import {
+  checkExportDirs,
+  commandLine,
+  exportOutputs,
+  exportPhase,
+  sweepExportTemps,
+} from "./export-phase.js";
 import type { AdapterTruncation } from "./save-adapter.js";
 import { type ModelSource, expandExpertSpecs, resolveModelSource } from "./sources.js";
 import { sweepStaleTemps } from "./stale.js";
@@ -289,12 +295,10 @@ async function guardOutputsPhase(
     sources.map((s) => ({ label: s.label, dir: s.dir })),
   );
   await checkExportDirs(runPlan.exports);
-  const swept = await sweepStaleTemps([
-    outDir,
-    cacheRoot,
-    // An export folder is written as a temporary sibling first (publishExportDir).
-    ...exportOutputs(runPlan.exports).flatMap((o) => [o.path, dirname(o.path)]),
-  ]);
+  const swept = [
+    ...(await sweepStaleTemps([outDir, cacheRoot])),
+    ...(await sweepExportTemps(runPlan.exports)),
+  ];
   if (swept.length > 0) {
     log(
       `removed ${swept.length} temporary file${swept.length > 1 ? "s" : ""} left by killed runs: ${swept.join(", ")}`,
