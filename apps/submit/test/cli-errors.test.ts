@@ -1,3 +1,4 @@
+import { spawnSync } from "node:child_process";
 import { existsSync } from "node:fs";
 import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
@@ -102,8 +103,17 @@ describe("submit: clear errors on bad input", () => {
     await rm(join(target, "notes.txt"));
     await writeFile(join(target, "model-00003-of-00003.safetensors"), "stale");
     await writeFile(join(target, "config.json"), "{}");
+    // A killed export's temporary sibling is swept; other hidden files beside it are not.
+    const dead = spawnSync(process.execPath, ["-e", "process.pid"]).pid!;
+    await mkdir(join(dir, `.model.${dead}.0a1b.tmp`));
+    await writeFile(join(dir, `.model.${dead}.0a1b.tmp`, "config.json"), "partial");
+    await writeFile(join(dir, `.other.${dead}.0a1b.tmp`), "not ours");
     const ok = await runCli(args);
     expect(ok.code, ok.stderr).toBe(0);
+    expect(ok.stderr).toMatch(/removed 1 temporary file left by killed runs/);
+    expect((await readdir(dir)).filter((n) => n.startsWith("."))).toEqual([
+      `.other.${dead}.0a1b.tmp`,
+    ]);
     const names = await readdir(target);
     expect(names).not.toContain("model-00003-of-00003.safetensors");
     expect(names).toContain("model-00001-of-00001.safetensors");
