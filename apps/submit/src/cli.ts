@@ -7,11 +7,13 @@ import {
 
 /** What each kind of merge result can leave the toolkit as. */
 const EXPORTS: Record<ResultKind, string> = {
-  lowrank: "ONNX model or PEFT adapter (--save-adapter)",
-  dense: "ONNX model",
+  lowrank: "ONNX model, merged checkpoint (--save-model) or PEFT adapter (--save-adapter)",
+  dense:
+    "ONNX model, merged checkpoint (--save-model) or SVD-truncated PEFT adapter (--save-adapter with --adapter-rank)",
   routed: "ONNX model with a router per adapted module",
 };
 import { Command, InvalidArgumentError } from "commander";
+import { DEFAULT_SHARD_SIZE } from "./export-plan.js";
 import { runSubmit } from "./pipeline.js";
 import { parseHyperFlags } from "./plan.js";
 import { formatCliError } from "./report-error.js";
@@ -59,11 +61,24 @@ function program(): Command {
     )
     .option(
       "--merge-only",
-      "merge and save the result, answer nothing (needs --save-adapter or --save-onnx)",
+      "merge and export, answer nothing (needs --save-adapter, --save-model or --save-onnx)",
     )
     .option(
       "--save-adapter <dir>",
-      "with --merge-only: write the merged model as a PEFT LoRA adapter",
+      "with --merge-only: write the merged model as a PEFT LoRA adapter (+ README.md model card)",
+    )
+    .option(
+      "--adapter-rank <n>",
+      "with --save-adapter and a dense method: keep the rank-n truncated SVD of each merged update (the error is reported)",
+      positiveInteger,
+    )
+    .option(
+      "--save-model <dir>",
+      "with --merge-only: write the merged model as a transformers checkpoint (sharded safetensors in the base's dtype, config, tokenizer, README.md model card)",
+    )
+    .option(
+      "--shard-size <size>",
+      `largest shard of --save-model, as transformers' max_shard_size (default ${DEFAULT_SHARD_SIZE})`,
     )
     .option(
       "--save-onnx <dir>",
@@ -113,6 +128,9 @@ async function main(argv: string[]): Promise<number> {
     mergeOnly?: boolean;
     saveAdapter?: string;
     saveOnnx?: string;
+    adapterRank?: number;
+    saveModel?: string;
+    shardSize?: string;
     evalLabelled?: string[];
     prompt?: string;
     chat?: boolean;
@@ -145,6 +163,10 @@ async function main(argv: string[]): Promise<number> {
     mergeOnly: o.mergeOnly ?? false,
     ...(o.saveAdapter !== undefined ? { saveAdapter: o.saveAdapter } : {}),
     ...(o.saveOnnx !== undefined ? { saveOnnx: o.saveOnnx } : {}),
+    ...(o.adapterRank !== undefined ? { adapterRank: o.adapterRank } : {}),
+    ...(o.saveModel !== undefined ? { saveModel: o.saveModel } : {}),
+    ...(o.shardSize !== undefined ? { shardSize: o.shardSize } : {}),
+    command: args,
     skipBadRows: o.skipBadRows ?? false,
     progress: o.progress,
     startedAt,

@@ -38,8 +38,15 @@ import { PhaseTimer, formatPhaseTable, processPeakRssMiB } from "./phases.js";
 import { checkOutputsOutsideSources } from "./outputs.js";
 import { buildKeyParts, planRun, type RunOverrides } from "./plan.js";
 import { promptPhase } from "./prompt-phase.js";
-import { saveMergedAdapter } from "./save-adapter.js";
 import { saveOnnxPhase } from "./save-onnx.js";
+import {
+  checkExportDirs,
+  commandLine,
+  exportOutputs,
+  exportPhase,
+  sweepExportTemps,
+} from "./export-phase.js";
+import type { AdapterTruncation } from "./save-adapter.js";
 import { type ModelSource, expandExpertSpecs, resolveModelSource } from "./sources.js";
 import { sweepStaleTemps } from "./stale.js";
 import type { ResolvedStrategy } from "./strategy.js";
@@ -57,6 +64,8 @@ export interface SubmitOptions extends RunOverrides {
   log?: (message: string) => void;
   /** When the run began, ms on performance.now(); the budget counts from here. */
   startedAt?: number;
+  /** The command-line arguments, for the model card of an export. */
+  command?: readonly string[];
 }
 
 export interface OutputSummary {
@@ -88,6 +97,10 @@ export interface RunReport {
   executionProvider: ExecutionProvider | null;
   cache: { dir: string; key: string; hit: boolean } | null;
   savedAdapter: string | null;
+  /** The --save-model folder, or null. */
+  savedModel: string | null;
+  /** How well an SVD-truncated --save-adapter holds a dense merge, or null. */
+  adapterTruncation: AdapterTruncation | null;
   phases: PhaseTimer["phases"];
   processPeakRssMiB: number;
   budgetSeconds: number;
@@ -280,19 +293,20 @@ async function guardOutputsPhase(
             { what: "the output folder", path: outDir },
             { what: "the build cache", path: cacheRoot },
           ]),
-      ...(runPlan.saveAdapter !== null
-        ? [{ what: "--save-adapter", path: runPlan.saveAdapter }]
-        : []),
+      ...exportOutputs(runPlan.exports),
       ...(runPlan.saveOnnx !== null ? [{ what: "--save-onnx", path: runPlan.saveOnnx }] : []),
     ],
     sources.map((s) => ({ label: s.label, dir: s.dir })),
   );
-  const swept = await sweepStaleTemps([
-    outDir,
-    cacheRoot,
-    ...(runPlan.saveAdapter !== null ? [runPlan.saveAdapter] : []),
-    ...(runPlan.saveOnnx !== null ? [runPlan.saveOnnx, join(runPlan.saveOnnx, "onnx")] : []),
-  ]);
+  await checkExportDirs(runPlan.exports);
+  const swept = [
+    ...(await sweepStaleTemps([
+      outDir,
+      cacheRoot,
+      ...(runPlan.saveOnnx !== null ? [runPlan.saveOnnx, join(runPlan.saveOnnx, "onnx")] : []),
+    ])),
+    ...(await sweepExportTemps(runPlan.exports)),
+  ];
   if (swept.length > 0) {
     log(
       `removed ${swept.length} temporary file${swept.length > 1 ? "s" : ""} left by killed runs: ${swept.join(", ")}`,
@@ -352,6 +366,8 @@ function initialReport(
     executionProvider: null,
     cache: null,
     savedAdapter: null,
+    savedModel: null,
+    adapterTruncation: null,
     phases: timer.phases,
     processPeakRssMiB: 0,
     budgetSeconds: config.budgetSeconds,
@@ -361,28 +377,6 @@ function initialReport(
     exitCode: 0,
     message: "",
   };
-}
-
-/** Merge only: write the merged adapter; returns the final message. */
-async function mergeOnlyPhase(
-  dir: string,
-  plan: MergePlan,
-  experts: readonly LoadedExpert[],
-  strat: ResolvedStrategy,
-  ctx: MergeContext,
-  config: SubmitConfig,
-  report: RunReport,
-  timer: PhaseTimer,
-): Promise<string> {
-  const stats: MergeStats = { modules: 0, ms: 0 };
-  const saved = await timer.run(
-    "merge",
-    () => saveMergedAdapter(dir, plan, experts, strat, ctx, config.base, stats),
-    (r) => `${r.modules} modules, max rank ${r.maxRank}`,
-  );
-  report.savedAdapter = dir;
-  report.modulesMerged = stats.modules;
-  return `merged adapter written to ${dir} (${saved.modules} modules)`;
 }
 
 /** What the build phase leaves for the runtime phase. */
@@ -697,19 +691,28 @@ export async function runSubmit(opts: SubmitOptions): Promise<SubmitOutcome> {
     const end = (o: { exitCode: number; message: string }) =>
       finish(report, timer, startedAt, outDir, o.exitCode, o.message, log);
 
-    if (runPlan.mergeOnly && runPlan.saveAdapter !== null) {
-      const dir = runPlan.saveAdapter;
-      const message = await mergeOnlyPhase(
-        dir,
-        plan,
-        held.experts,
-        strat,
-        ctx,
-        config,
-        report,
+    if (runPlan.mergeOnly && runPlan.saveOnnx === null) {
+      const saved = await exportPhase(
+        {
+          exports: runPlan.exports,
+          plan,
+          experts: held.experts,
+          strat,
+          ctx,
+          config,
+          base: held.base!,
+          baseSource,
+          expertSources,
+          command: commandLine(opts.command),
+        },
         timer,
+        log,
       );
-      return await end({ exitCode: 0, message });
+      report.savedAdapter = saved.savedAdapter;
+      report.savedModel = saved.savedModel;
+      report.adapterTruncation = saved.adapterTruncation;
+      report.modulesMerged = saved.modulesMerged;
+      return await end({ exitCode: 0, message: saved.message });
     }
     const built = await buildPhase(
       planned,

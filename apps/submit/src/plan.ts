@@ -7,6 +7,7 @@ import { type StrategyDefinition, StrategyError, getStrategy } from "@merge/stra
 import { cacheKey } from "./cache.js";
 import type { SubmitConfig } from "./config.js";
 import { ConfigError, SubmitError } from "./errors.js";
+import { type ExportFlags, type ExportPlan, planExports } from "./export-plan.js";
 import { type OutputJob, planOutputs } from "./outputs.js";
 import { type PromptMode, planPromptMode } from "./prompt-mode.js";
 import { resolveFrom } from "./workspace.js";
@@ -63,17 +64,13 @@ export function codeVersions(from = dirname(fileURLToPath(import.meta.url))): Co
 }
 
 /** What the command line overrides in the config, and what the run does. */
-export interface RunOverrides {
+export interface RunOverrides extends ExportFlags {
   method?: string;
   /** `--hyper KEY=VALUE` overrides of the method's hyperparameters (after any --method). */
   hyper?: Record<string, unknown>;
   data?: string;
   out?: string;
   budgetSeconds?: number;
-  mergeOnly?: boolean;
-  saveAdapter?: string;
-  /** `--save-onnx DIR`: the ONNX build as a folder transformers.js loads (save-onnx.ts). */
-  saveOnnx?: string;
   evalLabelled?: string[];
   /** `--prompt TEXT`: answer this prompt on the merged model, streamed, instead of the CSV. */
   prompt?: string;
@@ -122,6 +119,8 @@ export interface RunPlan {
   saveAdapter: string | null;
   /** Absolute folder for --save-onnx, or null. */
   saveOnnx: string | null;
+  /** --save-model, --save-adapter and their options, checked (see planExports). */
+  exports: ExportPlan;
   outPath: string;
   outDir: string;
   /** Where ONNX builds are cached. */
@@ -161,18 +160,6 @@ export function buildCacheKey(
  */
 export function planRun(config: SubmitConfig, flags: RunFlags): RunPlan {
   const promptMode = planPromptMode(flags);
-  if (flags.mergeOnly && flags.saveAdapter === undefined && flags.saveOnnx === undefined) {
-    throw new SubmitError(
-      "--merge-only needs --save-adapter DIR (where to write the merged adapter) or --save-onnx DIR (the ONNX model)",
-    );
-  }
-  if (flags.saveAdapter !== undefined && flags.saveOnnx !== undefined) {
-    // The adapter path merges without building the ONNX model, which --save-onnx exports.
-    throw new SubmitError("--save-adapter and --save-onnx: one per run");
-  }
-  if (flags.saveAdapter !== undefined && !flags.mergeOnly) {
-    throw new SubmitError("--save-adapter is used with --merge-only");
-  }
   const c: SubmitConfig = structuredClone(config);
   if (flags.method !== undefined) {
     // Another method's hyperparameters do not carry over.
@@ -208,13 +195,8 @@ export function planRun(config: SubmitConfig, flags: RunFlags): RunPlan {
     );
   }
   const mergeOnly = flags.mergeOnly ?? false;
-  if (flags.saveAdapter !== undefined && strategy.resultKind !== "lowrank") {
-    throw new SubmitError(
-      strategy.resultKind === "routed"
-        ? `--save-adapter: method ${strategy.name} returns a routed mixture (its experts are applied per token by a router), which no single LoRA adapter can hold; it is exported as the ONNX model only (--save-onnx DIR writes it for transformers.js). Pick a low-rank method (--list-methods says which) to save an adapter`
-        : `--save-adapter: method ${strategy.name} gives dense deltas; only low-rank results can be saved as a LoRA adapter. Pick a low-rank method (--list-methods says which)`,
-    );
-  }
+  // What --save-model / --save-adapter can hold for this method, refused before any tensor.
+  const exports = planExports(strategy, flags);
 
   const outPath = resolveFrom(flags.root, c.out);
   const outDir = dirname(outPath);
@@ -232,9 +214,9 @@ export function planRun(config: SubmitConfig, flags: RunFlags): RunPlan {
     strategy,
     hyper,
     mergeOnly,
-    saveAdapter:
-      flags.saveAdapter === undefined ? null : resolveFrom(flags.root, flags.saveAdapter),
-    saveOnnx: flags.saveOnnx === undefined ? null : resolveFrom(flags.root, flags.saveOnnx),
+    saveAdapter: exports.saveAdapter,
+    saveOnnx: exports.saveOnnx,
+    exports,
     outPath,
     outDir,
     cacheRoot: resolveFrom(flags.root, c.runtime.cacheDir ?? defaultCacheDir()),

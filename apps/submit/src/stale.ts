@@ -24,7 +24,11 @@ function pidAlive(pid: number): boolean {
  * cleanup). Only such temporaries whose writer is gone are touched, so a run in
  * progress beside this one keeps its files. Returns the removed paths.
  */
-export async function sweepStaleTemps(dirs: readonly string[]): Promise<string[]> {
+export async function sweepStaleTemps(
+  dirs: readonly string[],
+  /** Only names it accepts are considered (default: all). */
+  match: (name: string) => boolean = () => true,
+): Promise<string[]> {
   const removed: string[] = [];
   for (const dir of new Set(dirs)) {
     let names: string[];
@@ -34,6 +38,7 @@ export async function sweepStaleTemps(dirs: readonly string[]): Promise<string[]
       continue; // not there yet: nothing to sweep
     }
     for (const name of names) {
+      if (!match(name)) continue;
       const pid = tempPid(name);
       if (pid === undefined || pid <= 0 || pid === process.pid || pidAlive(pid)) continue;
       await rm(join(dir, name), { recursive: true, force: true });

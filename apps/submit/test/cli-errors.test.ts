@@ -1,5 +1,6 @@
+import { spawnSync } from "node:child_process";
 import { existsSync } from "node:fs";
-import { mkdir, mkdtemp, readdir, readFile, writeFile } from "node:fs/promises";
+import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
@@ -22,6 +23,9 @@ describe("submit: clear errors on bad input", () => {
       "--budget",
       "--merge-only",
       "--save-adapter",
+      "--adapter-rank",
+      "--save-model",
+      "--shard-size",
       "--eval-labelled",
     ]) {
       expect(r.stdout).toContain(flag);
@@ -36,12 +40,14 @@ describe("submit: clear errors on bad input", () => {
       /^lift_routing \(default\) \[routed: ONNX model with a router per adapted module\]: /,
     );
     expect(r.stdout).toMatch(
-      /^linear \[lowrank: ONNX model or PEFT adapter \(--save-adapter\)\]: /m,
+      /^linear \[lowrank: ONNX model, merged checkpoint \(--save-model\) or PEFT adapter \(--save-adapter\)\]: /m,
     );
-    expect(r.stdout).toMatch(/^ties \[dense: ONNX model\]: /m);
+    expect(r.stdout).toMatch(
+      /^ties \[dense: ONNX model, merged checkpoint \(--save-model\) or SVD-truncated PEFT adapter \(--save-adapter with --adapter-rank\)\]: /m,
+    );
     // Each method's declared hyperparameters with their ranges or choices.
     expect(r.stdout).toMatch(
-      /^ties \[dense: ONNX model\]: .*\n {2}density: in \(0, 1\], default 0\.2\n/m,
+      /^ties \[dense: [^\]]*\]: .*\n {2}density: in \(0, 1\], default 0\.2\n/m,
     );
     expect(r.stdout).toContain('  majoritySign: one of "total", "frequency", default "total"\n');
     expect(r.stdout).toContain("  topK: a positive integer, default 3\n");
@@ -60,7 +66,66 @@ describe("submit: clear errors on bad input", () => {
       join(dir, "saved"),
     ]);
     expect(r.code).toBe(1);
-    expect(r.stderr).toMatch(/routed mixture.*no single LoRA adapter can hold.*--list-methods/s);
+    expect(r.stderr).toMatch(/routed mixture.*no single LoRA adapter .* can hold.*--list-methods/s);
+  });
+
+  it("--save-model with a routed method names the export that exists (--save-onnx)", async () => {
+    const { config, dir } = await setup();
+    const r = await runCli([
+      "--config",
+      config,
+      "--method",
+      "lift_routing",
+      "--merge-only",
+      "--save-model",
+      join(dir, "saved"),
+    ]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(
+      /--save-model: method lift_routing returns a routed mixture.*--save-onnx DIR/s,
+    );
+    expect(existsSync(join(dir, "saved"))).toBe(false);
+  });
+
+  it("an export folder with foreign files is refused untouched; an earlier export is replaced whole", async () => {
+    const { config, dir } = await setup();
+    const target = join(dir, "model");
+    await mkdir(target);
+    await writeFile(join(target, "notes.txt"), "mine");
+    const args = ["--config", config, "--method", "linear", "--merge-only", "--save-model", target];
+    const refused = await runCli(args);
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toMatch(
+      /--save-model .*model is not empty and holds files .*\(notes\.txt\)/s,
+    );
+    expect(await readdir(target)).toEqual(["notes.txt"]);
+    // An earlier export (here with a stale extra shard of a bigger model) is replaced as a whole.
+    await rm(join(target, "notes.txt"));
+    await writeFile(join(target, "model-00003-of-00003.safetensors"), "stale");
+    await writeFile(join(target, "config.json"), "{}");
+    // A killed export's temporary sibling is swept; other hidden files beside it are not.
+    const dead = spawnSync(process.execPath, ["-e", "process.pid"]).pid!;
+    await mkdir(join(dir, `.model.${dead}.0a1b.tmp`));
+    await writeFile(join(dir, `.model.${dead}.0a1b.tmp`, "config.json"), "partial");
+    await writeFile(join(dir, `.other.${dead}.0a1b.tmp`), "not ours");
+    const ok = await runCli(args);
+    expect(ok.code, ok.stderr).toBe(0);
+    expect(ok.stderr).toMatch(/removed 1 temporary file left by killed runs/);
+    expect((await readdir(dir)).filter((n) => n.startsWith("."))).toEqual([
+      `.other.${dead}.0a1b.tmp`,
+    ]);
+    const names = await readdir(target);
+    expect(names).not.toContain("model-00003-of-00003.safetensors");
+    expect(names).toContain("model-00001-of-00001.safetensors");
+    expect(JSON.parse(await readFile(join(target, "config.json"), "utf8")).model_type).toBe(
+      "mistral",
+    );
+    // A file where the folder should be.
+    const file = join(dir, "a-file");
+    await writeFile(file, "x");
+    const notDir = await runCli([...args.slice(0, -1), file]);
+    expect(notDir.code).toBe(1);
+    expect(notDir.stderr).toMatch(/--save-model .*a-file exists and is not a folder/);
   });
 
   it("a bad CSV names the row and column, and writes no output", async () => {
@@ -177,6 +242,17 @@ describe("submit: clear errors on bad input", () => {
     ]);
     expect(saved.code).toBe(1);
     expect(saved.stderr).toMatch(/--save-adapter .* is inside the model folder/s);
+    const model = await runCli([
+      "--config",
+      config,
+      "--method",
+      "linear",
+      "--merge-only",
+      "--save-model",
+      join(expertDir, "merged"),
+    ]);
+    expect(model.code).toBe(1);
+    expect(model.stderr).toMatch(/--save-model .* is inside the model folder/s);
     expect(await readdir(expertDir)).toEqual(before);
     expect(await readFile(join(expertDir, "adapter_model.safetensors"))).toEqual(weights);
   });

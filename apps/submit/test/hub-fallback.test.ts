@@ -1,4 +1,4 @@
-import { copyFile, mkdir, mkdtemp, writeFile } from "node:fs/promises";
+import { copyFile, mkdir, mkdtemp, readFile, writeFile } from "node:fs/promises";
 import { createServer, type AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -88,5 +88,12 @@ hub:
     expect(r.stderr).toMatch(
       /warning: base "tiny\/base@main": the Hub could not be reached .*using the cached snapshot/,
     );
+    // A Hub base is named by its repo id and pinned to the commit it resolved to, in PEFT's
+    // adapter config and in the model card.
+    const cfg = JSON.parse(await readFile(join(dir, "merged", "adapter_config.json"), "utf8"));
+    expect(cfg).toMatchObject({ base_model_name_or_path: "tiny/base", revision: COMMIT });
+    const card = await readFile(join(dir, "merged", "README.md"), "utf8");
+    expect(card).toMatch(/^---\nbase_model: tiny\/base\nlibrary_name: peft\n/);
+    expect(card).toContain(`- \`tiny/base\`, revision \`${COMMIT}\``);
   });
 });

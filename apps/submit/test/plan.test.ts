@@ -81,7 +81,54 @@ describe("planRun", () => {
     expect(planRun(withStrategy("linear", {}), flags).saveOnnx).toBeNull();
     expect(() =>
       planRun(withStrategy("linear", {}), { ...onnx, mergeOnly: true, saveAdapter: "x" }),
-    ).toThrow(/one per run/);
+    ).toThrow(/one kind of export per run/);
+  });
+
+  it("checks --save-model, --adapter-rank and --shard-size before anything is read", () => {
+    const lin = withStrategy("linear", {});
+    const ties = withStrategy("ties", {});
+    const routed = withStrategy("lift_routing", {});
+    const model = { ...flags, mergeOnly: true, saveModel: "m" };
+    // A dense method saves a checkpoint; its shard size defaults to transformers' 5 GB.
+    expect(planRun(ties, model).exports).toEqual({
+      saveAdapter: null,
+      saveModel: join(REPO, "m"),
+      maxShardBytes: 5e9,
+      adapterRank: null,
+    });
+    expect(planRun(lin, { ...model, shardSize: "2GiB" }).exports.maxShardBytes).toBe(2 ** 31);
+    expect(planRun(lin, { ...model, shardSize: "500MB" }).exports.maxShardBytes).toBe(5e8);
+    expect(planRun(lin, { ...model, shardSize: "1234" }).exports.maxShardBytes).toBe(1234);
+    for (const bad of ["", "5 parsecs", "0", "-1GB", "GB"]) {
+      expect(() => planRun(lin, { ...model, shardSize: bad }), bad).toThrow(/--shard-size/);
+    }
+    expect(() => planRun(lin, { ...flags, saveModel: "m" })).toThrow(/used with --merge-only/);
+    expect(() =>
+      planRun(lin, { ...flags, mergeOnly: true, shardSize: "1GB", saveAdapter: "a" }),
+    ).toThrow(/--shard-size sets the shards of --save-model/);
+    // A routed mixture has no static export: the message names the ONNX export instead.
+    for (const f of [model, { ...flags, mergeOnly: true, saveAdapter: "a" }]) {
+      expect(() => planRun(routed, f)).toThrow(
+        /routed mixture.*ONNX model only \(--save-onnx DIR/s,
+      );
+    }
+    // A dense adapter needs an explicit truncation rank, and the refusal says how to get one.
+    const adapter = { ...flags, mergeOnly: true, saveAdapter: "a" };
+    expect(() => planRun(ties, adapter)).toThrow(/--adapter-rank N .*--save-model DIR/s);
+    expect(planRun(ties, { ...adapter, adapterRank: 4 }).exports.adapterRank).toBe(4);
+    expect(() => planRun(lin, { ...adapter, adapterRank: 4 })).toThrow(
+      /low-rank results, which --save-adapter saves exactly/,
+    );
+    expect(() => planRun(ties, { ...model, adapterRank: 4 })).toThrow(
+      /--adapter-rank sets the rank of --save-adapter/,
+    );
+    expect(() => planRun(ties, { ...adapter, adapterRank: 1.5 })).toThrow(/positive integer/);
+    // Both exports at once, but not into overlapping folders.
+    expect(planRun(lin, { ...model, saveAdapter: "a" }).exports.saveAdapter).toBe(join(REPO, "a"));
+    expect(() => planRun(lin, { ...model, saveAdapter: "m/adapter" })).toThrow(/overlap/);
+    expect(() => planRun(lin, { ...flags, mergeOnly: true })).toThrow(
+      /--merge-only needs --save-adapter DIR or --save-model DIR/,
+    );
   });
 });
 
