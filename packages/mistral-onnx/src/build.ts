@@ -5,15 +5,19 @@ import { readMistralConfig } from "./config.js";
 import type { DeltaSource } from "./deltas.js";
 import { MistralOnnxError } from "./errors.js";
 import { buildDecoderGraph, type ModelDtype, type WeightQuant } from "./graph.js";
+import { type WeightEncoder, weightEncoder } from "./encode/encoder.js";
 import {
+  BUILD_THREADS_RULE,
   DEFAULT_DELTA_MODE,
   DEFAULT_DTYPE,
   DEFAULT_QUANT_BLOCK_SIZE,
   DEFAULT_WEIGHT_QUANT,
   DELTA_MODES,
   type DeltaMode,
+  defaultBuildThreads,
   formatChoices,
   isOneOf,
+  isValidBuildThreads,
   isValidQuantBlockSize,
   MODEL_DTYPES,
   QUANT_BLOCK_SIZE_RULE,
@@ -40,6 +44,12 @@ export interface BuildOnnxModelOptions {
   quantAccuracyLevel?: 0 | 1 | 2 | 3 | 4;
   /** Quantize lm_head too when weightQuant is on (default true). */
   quantizeLmHead?: boolean;
+  /**
+   * Threads that transpose, convert and quantize the weights, each tensor split by rows
+   * (default: os.availableParallelism()). 1 does it all on the calling thread. The output
+   * bytes are the same for every value.
+   */
+  buildThreads?: number;
   onProgress?: (done: number, total: number, what: string) => void;
 }
 
@@ -94,18 +104,26 @@ export async function buildOnnxModel(
       { field: "deltaMode" },
     );
   }
+  const threads = options.buildThreads ?? defaultBuildThreads();
+  if (!isValidBuildThreads(threads)) {
+    throw new MistralOnnxError(`buildThreads must be ${BUILD_THREADS_RULE}, got ${threads}`, {
+      field: "buildThreads",
+    });
+  }
   const config = await readMistralConfig(options.modelDir);
   const onnxPath = join(options.outDir, ONNX_FILE);
   const onnxTemp = `${onnxPath}.tmp-${process.pid}`;
   // Opened inside the try so a failing mkdir or data-file create still closes the checkpoint.
   let ckpt: SafetensorsCheckpoint | undefined;
   let data: ExternalDataWriter | undefined;
+  let encoder: WeightEncoder | undefined;
   try {
     ckpt = await SafetensorsCheckpoint.open(options.modelDir);
     await mkdir(options.outDir, { recursive: true });
     data = await ExternalDataWriter.create(join(options.outDir, ONNX_DATA_FILE), ONNX_DATA_FILE);
     const reader = new WeightReader(ckpt, options.modelDir, options.deltas, deltaMode);
-    const g = new GraphBuilder(data);
+    encoder = weightEncoder(threads);
+    const g = new GraphBuilder(data, encoder);
     await buildDecoderGraph(g, config, reader, {
       dtype,
       weightQuant: quant,
@@ -125,6 +143,7 @@ export async function buildOnnxModel(
     await rm(onnxTemp, { force: true });
     throw e;
   } finally {
+    await encoder?.close();
     await ckpt?.close();
   }
   return { onnxPath };

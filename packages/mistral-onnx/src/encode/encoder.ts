@@ -1,0 +1,83 @@
+import { toBytes } from "../graph/context.js";
+import type { ModelDtype } from "../options.js";
+import { type QuantizedWeight, quantizeBlockwise } from "../quantize.js";
+import { transposeInto } from "../weights.js";
+import { KernelPool } from "./pool.js";
+
+/**
+ * Turns a projection weight (out × in Float32, the checkpoint's layout) into the bytes the
+ * graph stores: transposed for MatMul, or quantized for MatMulNBits. The inline encoder runs
+ * on the calling thread; the pooled one spreads each tensor's rows over worker threads. Both
+ * give the same bytes (test/build-threads.test.ts checks).
+ */
+export interface WeightEncoder {
+  /** in × out, as the model dtype's bytes. `w` must not be changed until this resolves. */
+  transposed(w: Float32Array, outF: number, inF: number, dtype: ModelDtype): Promise<Uint8Array>;
+  /** quantizeBlockwise(w, n, k, bits, blockSize). */
+  quantized(
+    w: Float32Array,
+    n: number,
+    k: number,
+    bits: 4 | 8,
+    blockSize: number,
+  ): Promise<QuantizedWeight>;
+  close(): Promise<void>;
+}
+
+/** The single-thread path: exactly what a build did before worker threads. */
+export const inlineEncoder: WeightEncoder = {
+  async transposed(w, outF, inF, dtype) {
+    const wT = new Float32Array(inF * outF);
+    transposeInto(wT, outF, 0, w, outF, inF);
+    return toBytes(wT, dtype);
+  },
+  async quantized(w, n, k, bits, blockSize) {
+    return quantizeBlockwise(w, n, k, bits, blockSize);
+  },
+  async close() {},
+};
+
+/** A Float32Array whose memory worker threads can read: `w` itself when already shared. */
+export function sharedF32(w: Float32Array): Float32Array {
+  if (w.buffer instanceof SharedArrayBuffer) return w;
+  const s = new Float32Array(new SharedArrayBuffer(w.byteLength));
+  s.set(w);
+  return s;
+}
+
+export class PooledEncoder implements WeightEncoder {
+  private readonly pool: KernelPool;
+
+  constructor(threads: number) {
+    this.pool = new KernelPool(threads);
+  }
+
+  async transposed(w: Float32Array, outF: number, inF: number, dtype: ModelDtype) {
+    const src = sharedF32(w);
+    const bits = new Uint32Array(src.buffer, src.byteOffset, src.length);
+    const toF16 = dtype === "fp16";
+    const out = new SharedArrayBuffer(inF * outF * (toF16 ? 2 : 4));
+    const dst = toF16 ? new Uint16Array(out) : new Float32Array(out);
+    // Rows of the result are the input features.
+    await this.pool.run("transposeRowsInto", [src, bits, outF, inF, dst, toF16], 4, inF);
+    return new Uint8Array(out);
+  }
+
+  async quantized(w: Float32Array, n: number, k: number, bits: 4 | 8, blockSize: number) {
+    const src = sharedF32(w);
+    const kBlocks = Math.ceil(k / blockSize);
+    const data = new Uint8Array(new SharedArrayBuffer(n * kBlocks * ((blockSize * bits) / 8)));
+    const scales = new Float32Array(new SharedArrayBuffer(n * kBlocks * 4));
+    await this.pool.run("quantizeRowsInto", [src, k, bits, blockSize, data, scales], 4, n);
+    return { bits, blockSize, n, k, data, scales };
+  }
+
+  close(): Promise<void> {
+    return this.pool.close();
+  }
+}
+
+/** The encoder for `threads` threads: inline for 1, a worker pool otherwise. */
+export function weightEncoder(threads: number): WeightEncoder {
+  return threads <= 1 ? inlineEncoder : new PooledEncoder(threads);
+}
