@@ -65,15 +65,20 @@ export function quantizeRowsInto(
       scales[r * kBlocks + b] = scale;
       let out = (r * kBlocks + b) * blobSize;
       if (bits === 8) {
-        for (let i = k0; i < k1; i++) data[out++] = Math.max(0, Math.min(Math.round((w[i] as number) * inv) + zp, qmax));
+        for (let i = k0; i < k1; i++)
+          data[out++] = Math.max(0, Math.min(Math.round((w[i] as number) * inv) + zp, qmax));
         for (let i = k1 - k0; i < blockSize; i++) data[out++] = zp;
       } else {
         // Two codes a byte, low nibble first; past the row's end the code is the zero point.
         for (let i = k0; i < k0 + blockSize; i += 2) {
-          const lo = i < k1 ? Math.max(0, Math.min(Math.round((w[i] as number) * inv) + zp, qmax)) : zp;
-          const hi = i + 1 < k1 ? Math.max(0, Math.min(Math.round((w[i + 1] as number) * inv) + zp, qmax)) : zp;
+          const lo =
+            i < k1 ? Math.max(0, Math.min(Math.round((w[i] as number) * inv) + zp, qmax)) : zp;
+          const hi =
+            i + 1 < k1
+              ? Math.max(0, Math.min(Math.round((w[i + 1] as number) * inv) + zp, qmax))
+              : zp;
           // NaN codes store as 0, as a Uint8Array store of NaN does.
-          data[out++] = (lo | 0) | ((hi | 0) << 4);
+          data[out++] = lo | 0 | ((hi | 0) << 4);
         }
       }
     }
@@ -102,7 +107,8 @@ export function transposeRowsInto(
       const ce = Math.min(c1, cb + BS);
       for (let c = cb; c < ce; c++) {
         const d = c * rows;
-        if (toF16) for (let r = rb; r < re; r++) dst[d + r] = f32BitsToF16(srcBits[r * cols + c] as number);
+        if (toF16)
+          for (let r = rb; r < re; r++) dst[d + r] = f32BitsToF16(srcBits[r * cols + c] as number);
         else for (let r = rb; r < re; r++) dst[d + r] = src[r * cols + c] as number;
       }
     }

@@ -48,10 +48,7 @@ export class KernelPool {
   private readonly workers: Worker[] = [];
   private readonly idle: Worker[] = [];
   private readonly queue: Array<{ task: Task; id: number }> = [];
-  private readonly waiting = new Map<
-    number,
-    { resolve: () => void; reject: (e: Error) => void }
-  >();
+  private readonly waiting = new Map<number, { resolve: () => void; reject: (e: Error) => void }>();
   private nextId = 0;
   private closed = false;
 
