@@ -121,8 +121,10 @@ export async function buildOnnxModel(
     ckpt = await SafetensorsCheckpoint.open(options.modelDir);
     await mkdir(options.outDir, { recursive: true });
     data = await ExternalDataWriter.create(join(options.outDir, ONNX_DATA_FILE), ONNX_DATA_FILE);
-    const reader = new WeightReader(ckpt, options.modelDir, options.deltas, deltaMode);
     encoder = weightEncoder(threads);
+    // One thread reads exactly as before; with workers, weights land in memory they share.
+    const shared = threads > 1 ? encoder : undefined;
+    const reader = new WeightReader(ckpt, options.modelDir, options.deltas, deltaMode, shared);
     const g = new GraphBuilder(data, encoder);
     await buildDecoderGraph(g, config, reader, {
       dtype,

@@ -25,6 +25,7 @@ export { MistralOnnxError, type Where } from "./errors.js";
 export { cutAtStop, type GenerateIdsOptions, StopStringMatcher } from "./generate.js";
 export { IO, type ModelDtype, type WeightQuant } from "./graph.js";
 export {
+  BUILD_THREADS_RULE,
   CHOICE_TOKENIZATIONS,
   DEFAULT_CHOICE_TOKENIZATION,
   DEFAULT_DELTA_MODE,
@@ -34,9 +35,11 @@ export {
   DEFAULT_WEIGHT_QUANT,
   DELTA_MODES,
   type DeltaMode,
+  defaultBuildThreads,
   EXECUTION_PROVIDERS,
   formatChoices,
   isOneOf,
+  isValidBuildThreads,
   isValidQuantBlockSize,
   MIN_QUANT_BLOCK_SIZE,
   MODEL_DTYPES,

@@ -2,6 +2,7 @@ import { toBytes } from "../graph/context.js";
 import type { ModelDtype } from "../options.js";
 import { type QuantizedWeight, quantizeBlockwise } from "../quantize.js";
 import { transposeInto } from "../weights.js";
+import { widenBf16Into } from "./kernels.js";
 import { KernelPool } from "./pool.js";
 
 /**
@@ -21,6 +22,13 @@ export interface WeightEncoder {
     bits: 4 | 8,
     blockSize: number,
   ): Promise<QuantizedWeight>;
+  /**
+   * Reads a BF16 tensor of `n` values as Float32: `read` fills the raw bytes it is given. The
+   * pooled encoder returns SharedArrayBuffer memory that its workers read without a copy.
+   */
+  readBf16AsF32(n: number, read: (target: Uint8Array) => Promise<unknown>): Promise<Float32Array>;
+  /** Fresh Float32 memory of `n` values that this encoder's workers can read. */
+  allocF32(n: number): Float32Array;
   close(): Promise<void>;
 }
 
@@ -34,6 +42,15 @@ export const inlineEncoder: WeightEncoder = {
   async quantized(w, n, k, bits, blockSize) {
     return quantizeBlockwise(w, n, k, bits, blockSize);
   },
+  async readBf16AsF32(n, read) {
+    // Raw halves into the top half of the Float32 buffer, widened in place front to back:
+    // writing element i (bytes 4i..4i+4) never reaches an unread half (bytes 2n+2j, j > i).
+    const buffer = new ArrayBuffer(4 * n);
+    await read(new Uint8Array(buffer, 2 * n, 2 * n));
+    widenBf16Into(new Uint16Array(buffer, 2 * n, n), 0, n, new Uint32Array(buffer, 0, n));
+    return new Float32Array(buffer, 0, n);
+  },
+  allocF32: (n) => new Float32Array(n),
   async close() {},
 };
 
@@ -70,6 +87,20 @@ export class PooledEncoder implements WeightEncoder {
     const scales = new Float32Array(new SharedArrayBuffer(n * kBlocks * 4));
     await this.pool.run("quantizeRowsInto", [src, k, bits, blockSize, data, scales], 4, n);
     return { bits, blockSize, n, k, data, scales };
+  }
+
+  async readBf16AsF32(n: number, read: (target: Uint8Array) => Promise<unknown>) {
+    // In parallel the in-place trick would race (a range overwrites halves another has yet to
+    // read), so the halves get their own buffer.
+    const halves = new Uint16Array(new SharedArrayBuffer(2 * n));
+    await read(new Uint8Array(halves.buffer));
+    const out = new SharedArrayBuffer(4 * n);
+    await this.pool.run("widenBf16Into", [halves, new Uint32Array(out)], 1, n);
+    return new Float32Array(out);
+  }
+
+  allocF32(n: number): Float32Array {
+    return new Float32Array(new SharedArrayBuffer(4 * n));
   }
 
   close(): Promise<void> {

@@ -114,3 +114,8 @@ export function transposeRowsInto(
     }
   }
 }
+
+/** Elements i0..i1 of BF16 → Float32: the BF16 bits are the top half of the Float32 bits. */
+export function widenBf16Into(halves: Uint16Array, i0: number, i1: number, out: Uint32Array): void {
+  for (let i = i0; i < i1; i++) out[i] = (halves[i] as number) << 16;
+}

@@ -1,8 +1,8 @@
 import { Worker } from "node:worker_threads";
-import { f32BitsToF16, quantizeRowsInto, transposeRowsInto } from "./kernels.js";
+import { f32BitsToF16, quantizeRowsInto, transposeRowsInto, widenBf16Into } from "./kernels.js";
 
 /** The kernels a pool worker runs, by name; their source text is the worker's code. */
-const KERNELS = { quantizeRowsInto, transposeRowsInto } as const;
+const KERNELS = { quantizeRowsInto, transposeRowsInto, widenBf16Into } as const;
 export type KernelName = keyof typeof KERNELS;
 
 /** One call of a kernel: its arguments before the row range, with the row range last-but-args. */
@@ -19,7 +19,9 @@ interface Task {
 function workerSource(): string {
   // Each kernel is a self-contained function declaration (kernels.ts keeps them so); the
   // names are whatever the bundler gave them, and the dispatch table uses the same names.
-  const decls = [f32BitsToF16, quantizeRowsInto, transposeRowsInto].map((f) => f.toString());
+  const decls = [f32BitsToF16, quantizeRowsInto, transposeRowsInto, widenBf16Into].map((f) =>
+    f.toString(),
+  );
   const table = Object.entries(KERNELS)
     .map(([k, f]) => `${JSON.stringify(k)}: ${f.name}`)
     .join(", ");
