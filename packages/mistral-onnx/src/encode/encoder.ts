@@ -1,3 +1,5 @@
+import { setFlagsFromString } from "node:v8";
+import { runInNewContext } from "node:vm";
 import { toBytes } from "../graph/context.js";
 import type { ModelDtype } from "../options.js";
 import { type QuantizedWeight, quantizeBlockwise } from "../quantize.js";
@@ -54,10 +56,38 @@ export const inlineEncoder: WeightEncoder = {
   async close() {},
 };
 
+/**
+ * V8 does not count SharedArrayBuffers as memory pressure, so a thread that allocates mostly
+ * those (the build's main thread, with workers) would never collect the dead ones and keep
+ * every tensor of the build. Collect after each COLLECT_EVERY bytes of them instead: the peak
+ * stays near the tensors in flight plus this much. (The workers collect after each task.)
+ */
+const COLLECT_EVERY = 2 ** 30;
+let sharedSinceCollect = 0;
+let collect: (() => void) | undefined;
+
+function sharedBuffer(byteLength: number): SharedArrayBuffer {
+  sharedSinceCollect += byteLength;
+  if (sharedSinceCollect >= COLLECT_EVERY) {
+    sharedSinceCollect = 0;
+    collect ??= exposedGc();
+    collect();
+  }
+  return new SharedArrayBuffer(byteLength);
+}
+
+/** The engine's full garbage collection (node --expose-gc's gc, made available at run time). */
+function exposedGc(): () => void {
+  const g = (globalThis as { gc?: () => void }).gc;
+  if (typeof g === "function") return g;
+  setFlagsFromString("--expose-gc");
+  return runInNewContext("gc") as () => void;
+}
+
 /** A Float32Array whose memory worker threads can read: `w` itself when already shared. */
 export function sharedF32(w: Float32Array): Float32Array {
   if (w.buffer instanceof SharedArrayBuffer) return w;
-  const s = new Float32Array(new SharedArrayBuffer(w.byteLength));
+  const s = new Float32Array(sharedBuffer(w.byteLength));
   s.set(w);
   return s;
 }
@@ -73,7 +103,7 @@ export class PooledEncoder implements WeightEncoder {
     const src = sharedF32(w);
     const bits = new Uint32Array(src.buffer, src.byteOffset, src.length);
     const toF16 = dtype === "fp16";
-    const out = new SharedArrayBuffer(inF * outF * (toF16 ? 2 : 4));
+    const out = sharedBuffer(inF * outF * (toF16 ? 2 : 4));
     const dst = toF16 ? new Uint16Array(out) : new Float32Array(out);
     // Rows of the result are the input features.
     await this.pool.run("transposeRowsInto", [src, bits, outF, inF, dst, toF16], 4, inF);
@@ -83,8 +113,8 @@ export class PooledEncoder implements WeightEncoder {
   async quantized(w: Float32Array, n: number, k: number, bits: 4 | 8, blockSize: number) {
     const src = sharedF32(w);
     const kBlocks = Math.ceil(k / blockSize);
-    const data = new Uint8Array(new SharedArrayBuffer(n * kBlocks * ((blockSize * bits) / 8)));
-    const scales = new Float32Array(new SharedArrayBuffer(n * kBlocks * 4));
+    const data = new Uint8Array(sharedBuffer(n * kBlocks * ((blockSize * bits) / 8)));
+    const scales = new Float32Array(sharedBuffer(n * kBlocks * 4));
     await this.pool.run("quantizeRowsInto", [src, k, bits, blockSize, data, scales], 4, n);
     return { bits, blockSize, n, k, data, scales };
   }
@@ -92,15 +122,15 @@ export class PooledEncoder implements WeightEncoder {
   async readBf16AsF32(n: number, read: (target: Uint8Array) => Promise<unknown>) {
     // In parallel the in-place trick would race (a range overwrites halves another has yet to
     // read), so the halves get their own buffer.
-    const halves = new Uint16Array(new SharedArrayBuffer(2 * n));
+    const halves = new Uint16Array(sharedBuffer(2 * n));
     await read(new Uint8Array(halves.buffer));
-    const out = new SharedArrayBuffer(4 * n);
+    const out = sharedBuffer(4 * n);
     await this.pool.run("widenBf16Into", [halves, new Uint32Array(out)], 1, n);
     return new Float32Array(out);
   }
 
   allocF32(n: number): Float32Array {
-    return new Float32Array(new SharedArrayBuffer(4 * n));
+    return new Float32Array(sharedBuffer(4 * n));
   }
 
   close(): Promise<void> {

@@ -27,6 +27,14 @@ function workerSource(): string {
     .join(", ");
   return `"use strict";
 const { parentPort } = require("node:worker_threads");
+// A worker allocates almost nothing, so its garbage collector would never run and its handles
+// on the tensors it was sent would keep every SharedArrayBuffer of the build alive. It
+// collects after each task instead (a full GC of a near-empty heap takes well under a ms).
+let collect = globalThis.gc;
+if (typeof collect !== "function") {
+  require("node:v8").setFlagsFromString("--expose-gc");
+  collect = require("node:vm").runInNewContext("gc");
+}
 ${decls.join("\n")}
 const KERNELS = { ${table} };
 parentPort.on("message", (m) => {
@@ -38,6 +46,7 @@ parentPort.on("message", (m) => {
   } catch (e) {
     parentPort.postMessage({ id: m.id, error: String(e && e.stack || e) });
   }
+  setImmediate(collect);
 });`;
 }
 
