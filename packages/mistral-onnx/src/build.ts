@@ -5,7 +5,9 @@ import { readMistralConfig } from "./config.js";
 import type { DeltaSource } from "./deltas.js";
 import { MistralOnnxError } from "./errors.js";
 import { buildDecoderGraph, type ModelDtype, type WeightQuant } from "./graph.js";
+import { type WeightEncoder, weightEncoder } from "./encode/encoder.js";
 import {
+  BUILD_THREADS_RULE,
   DEFAULT_DELTA_MODE,
   DEFAULT_DTYPE,
   DEFAULT_FUSED_OPS,
@@ -15,8 +17,10 @@ import {
   type DeltaMode,
   FUSED_OPS,
   type FusedOps,
+  defaultBuildThreads,
   formatChoices,
   isOneOf,
+  isValidBuildThreads,
   isValidQuantBlockSize,
   MODEL_DTYPES,
   QUANT_BLOCK_SIZE_RULE,
@@ -45,6 +49,12 @@ export interface BuildOnnxModelOptions {
   quantizeLmHead?: boolean;
   /** "none" (default): standard ONNX ops; "contrib": onnxruntime's fused contrib ops (see FUSED_OPS). */
   fusedOps?: FusedOps;
+  /**
+   * Threads that transpose, convert and quantize the weights, each tensor split by rows
+   * (default: os.availableParallelism()). 1 does it all on the calling thread. The output
+   * bytes are the same for every value.
+   */
+  buildThreads?: number;
   onProgress?: (done: number, total: number, what: string) => void;
 }
 
@@ -106,18 +116,28 @@ export async function buildOnnxModel(
       { field: "fusedOps" },
     );
   }
+  const threads = options.buildThreads ?? defaultBuildThreads();
+  if (!isValidBuildThreads(threads)) {
+    throw new MistralOnnxError(`buildThreads must be ${BUILD_THREADS_RULE}, got ${threads}`, {
+      field: "buildThreads",
+    });
+  }
   const config = await readMistralConfig(options.modelDir);
   const onnxPath = join(options.outDir, ONNX_FILE);
   const onnxTemp = `${onnxPath}.tmp-${process.pid}`;
   // Opened inside the try so a failing mkdir or data-file create still closes the checkpoint.
   let ckpt: SafetensorsCheckpoint | undefined;
   let data: ExternalDataWriter | undefined;
+  let encoder: WeightEncoder | undefined;
   try {
     ckpt = await SafetensorsCheckpoint.open(options.modelDir);
     await mkdir(options.outDir, { recursive: true });
     data = await ExternalDataWriter.create(join(options.outDir, ONNX_DATA_FILE), ONNX_DATA_FILE);
-    const reader = new WeightReader(ckpt, options.modelDir, options.deltas, deltaMode);
-    const g = new GraphBuilder(data);
+    encoder = weightEncoder(threads);
+    // One thread reads exactly as before; with workers, weights land in memory they share.
+    const shared = threads > 1 ? encoder : undefined;
+    const reader = new WeightReader(ckpt, options.modelDir, options.deltas, deltaMode, shared);
+    const g = new GraphBuilder(data, encoder);
     await buildDecoderGraph(g, config, reader, {
       dtype,
       weightQuant: quant,
@@ -138,6 +158,7 @@ export async function buildOnnxModel(
     await rm(onnxTemp, { force: true });
     throw e;
   } finally {
+    await encoder?.close();
     await ckpt?.close();
   }
   return { onnxPath };

@@ -30,6 +30,7 @@ export {
 } from "./generate.js";
 export { IO, type ModelDtype, type WeightQuant } from "./graph.js";
 export {
+  BUILD_THREADS_RULE,
   CHOICE_TOKENIZATIONS,
   DEFAULT_CHOICE_TOKENIZATION,
   DEFAULT_DELTA_MODE,
@@ -40,11 +41,13 @@ export {
   DEFAULT_WEIGHT_QUANT,
   DELTA_MODES,
   type DeltaMode,
+  defaultBuildThreads,
   EXECUTION_PROVIDERS,
   formatChoices,
   FUSED_OPS,
   type FusedOps,
   isOneOf,
+  isValidBuildThreads,
   isValidQuantBlockSize,
   MIN_QUANT_BLOCK_SIZE,
   MODEL_DTYPES,

@@ -1,3 +1,5 @@
+import { availableParallelism } from "node:os";
+
 /**
  * The option values buildOnnxModel and MistralRunner accept, declared once: every check (here,
  * in apps/submit's config schema, in docs) uses these lists instead of retyping them.
@@ -46,6 +48,20 @@ export const DEFAULT_CHOICE_TOKENIZATION: ChoiceTokenization = "separate";
 export const DEFAULT_QUANT_BLOCK_SIZE = 128;
 export const MIN_QUANT_BLOCK_SIZE = 16;
 export const QUANT_BLOCK_SIZE_RULE = `a power of two ≥ ${MIN_QUANT_BLOCK_SIZE}`;
+
+/**
+ * Threads a build uses to transpose, convert and quantize weights (buildOnnxModel's
+ * buildThreads): one per core the process may use. 1 runs everything on the calling thread.
+ */
+export function defaultBuildThreads(): number {
+  return availableParallelism();
+}
+export const BUILD_THREADS_RULE = "an integer ≥ 1";
+
+/** Whether `n` is a valid buildThreads (BUILD_THREADS_RULE). */
+export function isValidBuildThreads(n: number): boolean {
+  return Number.isInteger(n) && n >= 1;
+}
 
 /** Whether `n` is a valid quantBlockSize (QUANT_BLOCK_SIZE_RULE). */
 export function isValidQuantBlockSize(n: number): boolean {

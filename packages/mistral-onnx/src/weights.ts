@@ -8,6 +8,7 @@ import {
   type WeightDelta,
 } from "./deltas.js";
 import { MistralOnnxError } from "./errors.js";
+import type { WeightEncoder } from "./encode/encoder.js";
 import type { DeltaMode } from "./options.js";
 
 /** One projection of a fused MatMul: its module name and output size. */
@@ -70,6 +71,11 @@ export class WeightReader {
     private readonly modelDir: string,
     private readonly deltas: DeltaSource | undefined,
     private readonly deltaMode: DeltaMode,
+    /**
+     * Decodes BF16 and allocates weights the way the encoder's worker threads can read them
+     * without a copy (absent: plain readF32).
+     */
+    private readonly encoder?: WeightEncoder,
   ) {}
 
   /** A base tensor as Float32, after checking it exists and has the expected shape. */
@@ -96,7 +102,24 @@ export class WeightReader {
         },
       );
     }
-    return this.ckpt.readF32(name);
+    return this.encoder ? this.readF32For(this.encoder, name) : this.ckpt.readF32(name);
+  }
+
+  /** readF32 into the encoder's memory (shared with its workers): BF16 and F32 without a copy. */
+  private async readF32For(encoder: WeightEncoder, name: string): Promise<Float32Array> {
+    const { dtype, byteLength } = this.ckpt.info(name);
+    if (dtype === "BF16") {
+      return encoder.readBf16AsF32(byteLength / 2, (t) => this.ckpt.readInto(name, t));
+    }
+    const out = encoder.allocF32(byteLength / 4);
+    if (dtype === "F32") {
+      await this.ckpt.readInto(name, new Uint8Array(out.buffer, out.byteOffset, out.byteLength));
+      return out;
+    }
+    const w = await this.ckpt.readF32(name);
+    const copy = encoder.allocF32(w.length);
+    copy.set(w);
+    return copy;
   }
 
   /**
@@ -115,7 +138,7 @@ export class WeightReader {
         routed: side?.kind === "routed" ? stackRouted([side], inF, sumOut) : null,
       };
     }
-    const all = new Float32Array(sumOut * inF);
+    const all = this.encoder?.allocF32(sumOut * inF) ?? new Float32Array(sumOut * inF);
     const sides: Array<{
       col: number;
       out: number;

@@ -1,5 +1,4 @@
-import { quantizeBlockwise } from "../quantize.js";
-import { type FusedWeight, transposeInto } from "../weights.js";
+import type { FusedWeight } from "../weights.js";
 import type { GraphContext } from "./context.js";
 import { routedBranch } from "./routed.js";
 
@@ -26,16 +25,12 @@ export async function matmulW(
 ): Promise<string> {
   const { g } = c;
   if (o.weightQuant === "none" || !quantize) {
-    const wT = new Float32Array(inF * outF);
-    transposeInto(wT, outF, 0, w, outF, inF);
-    return g.op1("MatMul", [
-      x,
-      await g.weight(`${name}.weight_T`, c.elem, [inF, outF], c.bytes(wT)),
-    ]);
+    const wT = await g.encoder.transposed(w, outF, inF, c.dtype);
+    return g.op1("MatMul", [x, await g.weight(`${name}.weight_T`, c.elem, [inF, outF], wT)]);
   }
   const bits = o.weightQuant === "int4" ? 4 : 8;
   const blockSize = o.quantBlockSize;
-  const q = quantizeBlockwise(w, outF, inF, bits, blockSize);
+  const q = await g.encoder.quantized(w, outF, inF, bits, blockSize);
   const kBlocks = Math.ceil(inF / blockSize);
   const b = await g.weight(
     `${name}.weight_q${bits}`,

@@ -11,6 +11,8 @@ const ALIGN = 4096;
  */
 export class ExternalDataWriter {
   private offset = 0;
+  /** The write under way (resolved when none); `bytes` given to write must stay unchanged till then. */
+  private pending: Promise<void> = Promise.resolve();
   private constructor(
     private readonly handle: FileHandle,
     private readonly tmpPath: string,
@@ -25,7 +27,10 @@ export class ExternalDataWriter {
     return new ExternalDataWriter(handle, tmpPath, finalPath, location);
   }
 
-  /** Writes one tensor and returns its TensorProto pointing into the data file. */
+  /**
+   * Queues one tensor's bytes (which the caller must not change afterwards) and returns its
+   * TensorProto pointing into the data file. Resolves once the previous tensor is written.
+   */
   async write(
     name: string,
     elem: ElemType,
@@ -38,17 +43,13 @@ export class ExternalDataWriter {
       throw new Error(`external data for ${name}: ${bytes.byteLength} bytes, expected ${expected}`);
     }
     const start = Math.ceil(this.offset / ALIGN) * ALIGN;
-    let written = 0;
-    while (written < bytes.byteLength) {
-      const { bytesWritten } = await this.handle.write(
-        bytes,
-        written,
-        bytes.byteLength - written,
-        start + written,
-      );
-      written += bytesWritten;
-    }
     this.offset = start + bytes.byteLength;
+    // One write in flight: this tensor's bytes go to disk while the caller reads and encodes
+    // the next one, and memory holds at most those two. A failed write rethrows here (or in
+    // commit).
+    await this.pending;
+    this.pending = this.writeAt(bytes, start);
+    this.pending.catch(() => undefined); // handled by the next await of this.pending
     return {
       name,
       dataType: onnx.TensorProto.DataType[elemName(elem)],
@@ -62,13 +63,29 @@ export class ExternalDataWriter {
     };
   }
 
+  /** Writes all of `bytes` at `position` (a write may take less than asked). */
+  private async writeAt(bytes: Uint8Array, position: number): Promise<void> {
+    let written = 0;
+    while (written < bytes.byteLength) {
+      const { bytesWritten } = await this.handle.write(
+        bytes,
+        written,
+        bytes.byteLength - written,
+        position + written,
+      );
+      written += bytesWritten;
+    }
+  }
+
   async commit(): Promise<void> {
+    await this.pending;
     await this.handle.sync();
     await this.handle.close();
     await rename(this.tmpPath, this.finalPath);
   }
 
   async abort(): Promise<void> {
+    await this.pending.catch(() => undefined);
     await this.handle.close().catch(() => undefined);
     await rm(this.tmpPath, { force: true });
   }

@@ -1,3 +1,4 @@
+import { inlineEncoder, type WeightEncoder } from "../encode/encoder.js";
 import type { ExternalDataWriter } from "./external-data.js";
 import {
   type AttrValue,
@@ -35,7 +36,11 @@ export class GraphBuilder {
   private readonly constCache = new Map<string, string>();
   private scope = "";
 
-  constructor(private readonly data: ExternalDataWriter) {}
+  constructor(
+    private readonly data: ExternalDataWriter,
+    /** Transposes and quantizes projection weights (on worker threads when built with several). */
+    readonly encoder: WeightEncoder = inlineEncoder,
+  ) {}
 
   /** Prefix for generated names, so the graph reads like the module tree. */
   withScope<T>(scope: string, fn: () => T): T {
