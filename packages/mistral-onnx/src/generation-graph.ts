@@ -32,9 +32,12 @@ export async function buildGenerationGraph(onnxPath: string): Promise<{ generate
   try {
     out = greedyLoopModelBytes(bytes);
   } catch (e) {
-    throw new MistralOnnxError(`${onnxPath}: cannot build the generation graph (${(e as Error).message})`, {
-      file: onnxPath,
-    });
+    throw new MistralOnnxError(
+      `${onnxPath}: cannot build the generation graph (${(e as Error).message})`,
+      {
+        file: onnxPath,
+      },
+    );
   }
   const generatePath = generationGraphPath(onnxPath);
   await writeFileAtomic(generatePath, out);

@@ -22,7 +22,18 @@ export {
   type WeightDelta,
 } from "./deltas.js";
 export { MistralOnnxError, type Where } from "./errors.js";
-export { cutAtStop, type GenerateIdsOptions, StopStringMatcher } from "./generate.js";
+export {
+  cutAtStop,
+  type GenerateIdsOptions,
+  type GreedyLoopFn,
+  StopStringMatcher,
+} from "./generate.js";
+export {
+  buildGenerationGraph,
+  GENERATION_ONNX_FILE,
+  generationGraphPath,
+} from "./generation-graph.js";
+export { GEN_IO } from "./onnx/greedy-loop.js";
 export { IO, type ModelDtype, type WeightQuant } from "./graph.js";
 export {
   CHOICE_TOKENIZATIONS,
@@ -30,12 +41,15 @@ export {
   DEFAULT_DELTA_MODE,
   DEFAULT_DTYPE,
   DEFAULT_EXECUTION_PROVIDER,
+  DEFAULT_GENERATION_GRAPH,
   DEFAULT_QUANT_BLOCK_SIZE,
   DEFAULT_WEIGHT_QUANT,
   DELTA_MODES,
   type DeltaMode,
   EXECUTION_PROVIDERS,
   formatChoices,
+  GENERATION_GRAPHS,
+  type GenerationGraph,
   isOneOf,
   isValidQuantBlockSize,
   MIN_QUANT_BLOCK_SIZE,

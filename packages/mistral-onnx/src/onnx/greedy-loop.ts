@@ -3,6 +3,7 @@ import {
   type AttrValue,
   attribute,
   DataType,
+  type ModelProto,
   type NodeProto,
   onnx,
   rawBytes,
@@ -48,7 +49,7 @@ const P = "/greedy";
  * max_new_tokens. Rows already done are fed the pad id, exactly as generateIds does, so the
  * steps compute what the host loop computes.
  */
-export function greedyLoopModel(decoder: onnx.IModelProto): onnx.IModelProto {
+export function greedyLoopModel(decoder: ModelProto): ModelProto {
   const graph = decoder.graph;
   if (!graph?.node || !graph.input || !graph.output) {
     throw new Error("greedyLoopModel: the decoder model has no graph");
@@ -93,9 +94,19 @@ export function greedyLoopModel(decoder: onnx.IModelProto): onnx.IModelProto {
 
   // ---- outer graph: the initial loop state
   const batch1 = outer.op("Slice", [outer.op("Shape", [GEN_IO.inputIds]), c0, c1]); // [1]
-  const emptyKv = outer.op("ConstantOfShape", [outer.op("Concat", [batch1, cKvTail], { axis: 0 })], {
-    value: { tensor: { dataType: kvElem, dims: [1], rawData: new Uint8Array(kvElem === DataType.FLOAT ? 4 : 2) } },
-  });
+  const emptyKv = outer.op(
+    "ConstantOfShape",
+    [outer.op("Concat", [batch1, cKvTail], { axis: 0 })],
+    {
+      value: {
+        tensor: {
+          dataType: kvElem,
+          dims: [1],
+          rawData: new Uint8Array(kvElem === DataType.FLOAT ? 4 : 2),
+        },
+      },
+    },
+  );
   const notDone = outer.op("ConstantOfShape", [batch1], {
     value: { tensor: { dataType: DataType.BOOL, dims: [1], rawData: new Uint8Array(1) } },
   });
@@ -118,7 +129,11 @@ export function greedyLoopModel(decoder: onnx.IModelProto): onnx.IModelProto {
     name: `${P}/step/logits_to_keep`,
     input: [],
     output: [IO.logitsToKeep],
-    attribute: [attribute("value", { tensor: { dataType: DataType.INT64, dims: [], rawData: rawBytes([1], "int64") } })],
+    attribute: [
+      attribute("value", {
+        tensor: { dataType: DataType.INT64, dims: [], rawData: rawBytes([1], "int64") },
+      }),
+    ],
   });
   body.nodes.push(...graph.node);
   const lastLogits = body.op("Reshape", [
@@ -132,7 +147,12 @@ export function greedyLoopModel(decoder: onnx.IModelProto): onnx.IModelProto {
       [
         body.op(
           "Cast",
-          [body.op("Equal", [body.op("Unsqueeze", [tok, c1]), body.op("Unsqueeze", [GEN_IO.eosTokenIds, c0])])],
+          [
+            body.op("Equal", [
+              body.op("Unsqueeze", [tok, c1]),
+              body.op("Unsqueeze", [GEN_IO.eosTokenIds, c0]),
+            ]),
+          ],
           { to: 1 },
         ),
       ],
@@ -142,10 +162,17 @@ export function greedyLoopModel(decoder: onnx.IModelProto): onnx.IModelProto {
   ]); // [B] bool
   const doneOut = body.op("Or", [`${P}/done_in`, isEos]);
   // Fed next: pad for rows done before this token (generateIds' `done[b] ? pad : tok`).
-  const nextIds = body.op("Unsqueeze", [body.op("Where", [`${P}/done_in`, GEN_IO.padTokenId, tok]), c1]);
-  const ones = body.op("ConstantOfShape", [body.op("Concat", [body.op("Slice", [body.op("Shape", [tok]), c0, c1]), c1], { axis: 0 })], {
-    value: { tensor: { dataType: DataType.INT64, dims: [1], rawData: rawBytes([1], "int64") } },
-  });
+  const nextIds = body.op("Unsqueeze", [
+    body.op("Where", [`${P}/done_in`, GEN_IO.padTokenId, tok]),
+    c1,
+  ]);
+  const ones = body.op(
+    "ConstantOfShape",
+    [body.op("Concat", [body.op("Slice", [body.op("Shape", [tok]), c0, c1]), c1], { axis: 0 })],
+    {
+      value: { tensor: { dataType: DataType.INT64, dims: [1], rawData: rawBytes([1], "int64") } },
+    },
+  );
   const nextMask = body.op("Concat", [IO.attentionMask, ones], { axis: 1 });
   const nextPos = body.op("Add", [body.op("Slice", [IO.positionIds, cNeg1, cBig, c1]), cOneScalar]);
   const allDone = body.op("Greater", [
@@ -158,11 +185,21 @@ export function greedyLoopModel(decoder: onnx.IModelProto): onnx.IModelProto {
   for (let l = 0; l < layers; l++) bodyOutNames.push(IO.presentKey(l), IO.presentValue(l));
   bodyOutNames.push(tokOut);
   const bodyOut = bodyOutNames.map((n, i) =>
-    tensorInfo(n, i === 0 || i === 4 ? DataType.BOOL : i >= 5 && i < 5 + 2 * layers ? kvElem : DataType.INT64),
+    tensorInfo(
+      n,
+      i === 0 || i === 4 ? DataType.BOOL : i >= 5 && i < 5 + 2 * layers ? kvElem : DataType.INT64,
+    ),
   );
   bodyOut[0] = tensorInfo(condOut, DataType.BOOL, []);
 
-  const loopIn = [GEN_IO.maxNewTokens, condTrue, GEN_IO.inputIds, GEN_IO.attentionMask, GEN_IO.positionIds, notDone];
+  const loopIn = [
+    GEN_IO.maxNewTokens,
+    condTrue,
+    GEN_IO.inputIds,
+    GEN_IO.attentionMask,
+    GEN_IO.positionIds,
+    notDone,
+  ];
   for (let l = 0; l < layers; l++) loopIn.push(emptyKv, emptyKv);
   const finals = Array.from({ length: 4 + 2 * layers }, (_, i) => `${P}/final_${i}`);
   const stepsByBatch = `${P}/tokens_by_step`;
@@ -223,7 +260,11 @@ function tensorInfo(name: string, elemType: number, dims?: Array<number | string
       tensorType: {
         elemType,
         ...(dims
-          ? { shape: { dim: dims.map((d) => (typeof d === "number" ? { dimValue: d } : { dimParam: d })) } }
+          ? {
+              shape: {
+                dim: dims.map((d) => (typeof d === "number" ? { dimValue: d } : { dimParam: d })),
+              },
+            }
           : {}),
       },
     },
@@ -236,7 +277,11 @@ class NodeList {
   private n = 0;
   constructor(private readonly scope: string) {}
 
-  op(type: string, inputs: string[], attrs: Record<string, number | number[] | AttrValue> = {}): string {
+  op(
+    type: string,
+    inputs: string[],
+    attrs: Record<string, number | number[] | AttrValue> = {},
+  ): string {
     const name = `${this.scope}/${type}_${this.n++}`;
     const out = `${name}:0`;
     this.nodes.push({
