@@ -195,7 +195,9 @@ export class MistralRunner {
   async releaseGenerationSession(): Promise<void> {
     const s = this.genSession;
     this.genSession = undefined;
-    if (s) await (await s).release();
+    // A session that failed to open has nothing to release.
+    const opened = await s?.catch(() => undefined);
+    await opened?.release();
   }
 
   private generationSession(): Promise<ort.InferenceSession> {

@@ -301,7 +301,12 @@ describe("generate.onnx shares model.onnx.data", () => {
 
   const externals = async (file: string) => {
     const m = onnx.ModelProto.decode(await readFile(file));
-    return (m.graph?.initializer ?? [])
+    // Initializers of the graph and of every subgraph (the Loop body holds the weights).
+    const all = (g: onnx.IGraphProto | null | undefined): onnx.ITensorProto[] => [
+      ...(g?.initializer ?? []),
+      ...(g?.node ?? []).flatMap((n) => (n.attribute ?? []).flatMap((a) => all(a.g))),
+    ];
+    return all(m.graph)
       .filter((i) => (i.externalData ?? []).length > 0)
       .map((i) => ({
         name: i.name,

@@ -35,10 +35,13 @@ const P = "/greedy";
  *
  * The decoder's nodes become the body of one ONNX Loop, unchanged: the body's inputs carry the
  * decoder's own input names (input_ids, attention_mask, position_ids, past_key_values.*), so
- * every node, LoRA side branch and routed branch reads them as in model.onnx. The weights stay
- * initializers of the OUTER graph with the same TensorProtos (external-data location, offset
- * and length), referenced from the body by name (ONNX outer-scope references): generate.onnx
- * shares model.onnx.data and no weight is read or written to make it.
+ * every node, LoRA side branch and routed branch reads them as in model.onnx. The decoder's
+ * initializers become the body's initializers with the same TensorProtos (external-data
+ * location, offset and length): generate.onnx shares model.onnx.data and no weight is read or
+ * written to make it. They sit in the body rather than the outer graph (referenced by outer-scope
+ * name) because the body is their only consumer (the prefill is iteration 0), so onnxruntime
+ * places them once for the body's kernels instead of threading ~10 tensors per layer through the
+ * Loop node as implicit inputs.
  *
  * Iteration 0 is the prefill (the prompt over an empty cache, like generateIds' first forward);
  * every later iteration feeds the previous token. Loop-carried: next input ids, attention mask
@@ -73,27 +76,36 @@ export function greedyLoopModel(decoder: ModelProto): ModelProto {
 
   const outer = new NodeList(`${P}/outer`);
   const body = new NodeList(`${P}/step`);
-  const consts: TensorProto[] = [];
-  const constant = (name: string, elem: "int64" | "float32", values: number[], dims: number[]) => {
-    const full = `${P}/const/${name}`;
-    consts.push({
-      name: full,
-      dataType: elem === "int64" ? DataType.INT64 : DataType.FLOAT,
-      dims,
-      rawData: rawBytes(values, elem),
-    });
-    return full;
-  };
-  const c0 = constant("zero_1d", "int64", [0], [1]);
-  const c1 = constant("one_1d", "int64", [1], [1]);
-  const cNeg1 = constant("minus_one_1d", "int64", [-1], [1]);
-  const cBig = constant("big_1d", "int64", [INT64_BIG], [1]);
-  const cOneScalar = constant("one", "int64", [1], []);
-  const cKvTail = constant("kv_tail", "int64", [kvHeads, 0, headDim], [3]);
-  const cHalf = constant("half", "float32", [0.5], []);
+  // Small constants of the outer graph and of the body, each in the graph that uses it, so
+  // onnxruntime sees the body's as the body's own constant initializers.
+  const outerConsts: TensorProto[] = [];
+  const bodyConsts: TensorProto[] = [];
+  const constantIn =
+    (list: TensorProto[], scope: string) =>
+    (name: string, elem: "int64" | "float32", values: number[], dims: number[]) => {
+      const full = `${scope}/const/${name}`;
+      list.push({
+        name: full,
+        dataType: elem === "int64" ? DataType.INT64 : DataType.FLOAT,
+        dims,
+        rawData: rawBytes(values, elem),
+      });
+      return full;
+    };
+  const oc = constantIn(outerConsts, `${P}/outer`);
+  const bc = constantIn(bodyConsts, `${P}/step`);
+  const o0 = oc("zero_1d", "int64", [0], [1]);
+  const o1 = oc("one_1d", "int64", [1], [1]);
+  const cKvTail = oc("kv_tail", "int64", [kvHeads, 0, headDim], [3]);
+  const c0 = bc("zero_1d", "int64", [0], [1]);
+  const c1 = bc("one_1d", "int64", [1], [1]);
+  const cNeg1 = bc("minus_one_1d", "int64", [-1], [1]);
+  const cBig = bc("big_1d", "int64", [INT64_BIG], [1]);
+  const cOneScalar = bc("one", "int64", [1], []);
+  const cHalf = bc("half", "float32", [0.5], []);
 
   // ---- outer graph: the initial loop state
-  const batch1 = outer.op("Slice", [outer.op("Shape", [GEN_IO.inputIds]), c0, c1]); // [1]
+  const batch1 = outer.op("Slice", [outer.op("Shape", [GEN_IO.inputIds]), o0, o1]); // [1]
   const emptyKv = outer.op(
     "ConstantOfShape",
     [outer.op("Concat", [batch1, cKvTail], { axis: 0 })],
@@ -110,19 +122,20 @@ export function greedyLoopModel(decoder: ModelProto): ModelProto {
   const notDone = outer.op("ConstantOfShape", [batch1], {
     value: { tensor: { dataType: DataType.BOOL, dims: [1], rawData: new Uint8Array(1) } },
   });
-  const condTrue = outer.op("Greater", [cOneScalar, constant("zero", "int64", [0], [])]);
+  const condTrue = outer.op("Greater", [oc("one", "int64", [1], []), oc("zero", "int64", [0], [])]);
 
   // ---- loop body: one decoder step, then argmax and the next state
   const bodyIn: ValueInfoProto[] = [
     tensorInfo(`${P}/iter`, DataType.INT64, []),
     tensorInfo(`${P}/cond_in`, DataType.BOOL, []),
-    tensorInfo(IO.inputIds, DataType.INT64),
-    tensorInfo(IO.attentionMask, DataType.INT64),
-    tensorInfo(IO.positionIds, DataType.INT64),
-    tensorInfo(`${P}/done_in`, DataType.BOOL),
+    tensorInfo(IO.inputIds, DataType.INT64, ["batch", "seq"]),
+    tensorInfo(IO.attentionMask, DataType.INT64, ["batch", "total_seq"]),
+    tensorInfo(IO.positionIds, DataType.INT64, ["batch", "seq"]),
+    tensorInfo(`${P}/done_in`, DataType.BOOL, ["batch"]),
   ];
   for (let l = 0; l < layers; l++) {
-    bodyIn.push(tensorInfo(IO.pastKey(l), kvElem), tensorInfo(IO.pastValue(l), kvElem));
+    const dims = ["batch", kvHeads, "past_seq", headDim];
+    bodyIn.push(tensorInfo(IO.pastKey(l), kvElem, dims), tensorInfo(IO.pastValue(l), kvElem, dims));
   }
   body.nodes.push({
     opType: "Constant",
@@ -138,7 +151,7 @@ export function greedyLoopModel(decoder: ModelProto): ModelProto {
   body.nodes.push(...graph.node);
   const lastLogits = body.op("Reshape", [
     body.op("Slice", [IO.logits, cNeg1, cBig, c1]),
-    constant("b_v", "int64", [0, -1], [2]),
+    bc("b_v", "int64", [0, -1], [2]),
   ]); // [B,V] float32
   const tok = body.op("ArgMax", [lastLogits], { axis: -1, keepdims: 0, select_last_index: 0 }); // [B]
   const isEos = body.op("Greater", [
@@ -212,7 +225,16 @@ export function greedyLoopModel(decoder: ModelProto): ModelProto {
       {
         name: "body",
         type: onnx.AttributeProto.AttributeType.GRAPH,
-        g: { name: "greedy_step", node: body.nodes, input: bodyIn, output: bodyOut },
+        g: {
+          name: "greedy_step",
+          node: body.nodes,
+          // The decoder's initializers as they are (external weights keep their location,
+          // offset and length), as the body's own: onnxruntime's graph optimizer fuses and
+          // constant-folds only over a graph's own initializers, not outer-scope values.
+          initializer: [...(graph.initializer ?? []), ...bodyConsts],
+          input: bodyIn,
+          output: bodyOut,
+        },
       },
     ],
   });
@@ -232,7 +254,7 @@ export function greedyLoopModel(decoder: ModelProto): ModelProto {
       name: "greedy_generate",
       node: outer.nodes,
       // The decoder's initializers as they are: external weights keep their location/offset.
-      initializer: [...(graph.initializer ?? []), ...consts],
+      initializer: outerConsts,
       input: [
         tensorInfo(GEN_IO.inputIds, DataType.INT64, ["batch", "seq"]),
         tensorInfo(GEN_IO.attentionMask, DataType.INT64, ["batch", "seq"]),
