@@ -17,7 +17,7 @@ import {
 } from "../src/index.js";
 import { type GenerateContext, generateIds } from "../src/generate.js";
 import { sessionGreedyLoop } from "../src/loop-generate.js";
-import { onnx } from "../src/onnx/proto.js";
+import { type GraphProto, onnx, type TensorProto } from "../src/onnx/proto.js";
 import { FIXTURES, MODELS, type ModelKind, readReferenceJson, tempDir } from "./helpers.js";
 
 /**
@@ -302,7 +302,7 @@ describe("generate.onnx shares model.onnx.data", () => {
   const externals = async (file: string) => {
     const m = onnx.ModelProto.decode(await readFile(file));
     // Initializers of the graph and of every subgraph (the Loop body holds the weights).
-    const all = (g: onnx.IGraphProto | null | undefined): onnx.ITensorProto[] => [
+    const all = (g: GraphProto | null | undefined): TensorProto[] => [
       ...(g?.initializer ?? []),
       ...(g?.node ?? []).flatMap((n) => (n.attribute ?? []).flatMap((a) => all(a.g))),
     ];
