@@ -197,6 +197,8 @@ export function greedyLoopModel(decoder: ModelProto): ModelProto {
   const bodyOutNames = [condOut, nextIds, nextMask, nextPos, doneOut];
   for (let l = 0; l < layers; l++) bodyOutNames.push(IO.presentKey(l), IO.presentValue(l));
   bodyOutNames.push(tokOut);
+  // Types in body-output order: cond (bool scalar), ids, mask, positions (int64), done (bool),
+  // 2·layers K/V (model dtype), the token (int64 scan output).
   const bodyOut = bodyOutNames.map((n, i) =>
     tensorInfo(
       n,
