@@ -216,9 +216,9 @@ describe.each(VARIANTS)("$name: in-graph greedy loop = host loop", ({ kind, extr
     }
   });
 
-  it.runIf(extra.deltas !== undefined)(
-    "the deltas change the tokens (their branches run in the loop body)",
-    async () => {
+  // Defined for delta builds only, so base builds show no skipped test.
+  if (extra.deltas) {
+    it("the deltas change the tokens (their branches run in the loop body)", async () => {
       const base = await build(kind, extra.dtype ? { dtype: extra.dtype } : {});
       try {
         const rows = encodeAll(b.host);
@@ -228,8 +228,8 @@ describe.each(VARIANTS)("$name: in-graph greedy loop = host loop", ({ kind, extr
       } finally {
         await base.cleanup();
       }
-    },
-  );
+    });
+  }
 
   it("EOS stops rows early, and the loop ends once every row is done", async () => {
     const rows = encodeAll(b.host);
