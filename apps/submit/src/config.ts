@@ -11,12 +11,14 @@ import {
   DEFAULT_DTYPE,
   DEFAULT_EXECUTION_PROVIDER,
   DEFAULT_FUSED_OPS,
+  DEFAULT_GENERATION_GRAPH,
   DEFAULT_WEIGHT_QUANT,
   DELTA_MODES,
   EXECUTION_PROVIDERS,
   FUSED_OPS,
   MODEL_DTYPES,
   WEIGHT_QUANTS,
+  GENERATION_GRAPHS,
 } from "@merge/mistral-onnx";
 import { DEFAULT_STRATEGY, describeParam, listStrategies, type ParamSpec } from "@merge/strategies";
 import { readFile } from "node:fs/promises";
@@ -90,6 +92,10 @@ const RUNTIME_SCHEMA = z.strictObject(
     choiceTokenization: oneOf(CHOICE_TOKENIZATIONS).default(DEFAULT_CHOICE_TOKENIZATION).meta({
       description:
         "How a choice is tokenized for scoring (see @merge/mistral-onnx `ChoiceTokenization`).",
+    }),
+    generationGraph: oneOf(GENERATION_GRAPHS).default(DEFAULT_GENERATION_GRAPH).meta({
+      description:
+        'Where greedy generation decodes: "none" on the host, one onnxruntime call per token; "loop" inside generate.onnx (an ONNX Loop, one call per batch, the KV cache staying on the device). Same tokens; every build has generate.onnx, so this does not change the build.',
     }),
     stop: list(text(stringList), stringList).optional(),
     cacheDir: text().optional().meta({

@@ -142,6 +142,32 @@ describe("submit end to end on a tiny random Mistral with two PEFT experts", () 
     expect(await readFile(join(dir, "out2", "test.csv"), "utf8")).toBe(text);
   });
 
+  it('runtime.generationGraph "loop" (greedy loop inside generate.onnx) writes the same bytes as the host loop and reuses the same build', async () => {
+    const dir = await mkdtemp(join(tmpdir(), "submit-loop-"));
+    const { config, out } = await makeTinySetup(dir);
+    const loopConfig = join(dir, "config-loop.yaml");
+    const text = await readFile(config, "utf8");
+    expect(text).toContain("  generationBatchSize: 2\n");
+    await writeFile(
+      loopConfig,
+      text.replace(
+        "  generationBatchSize: 2\n",
+        "  generationBatchSize: 2\n  generationGraph: loop\n",
+      ),
+    );
+    const run = (c: string, o: string) =>
+      runCli(["--config", c, "--method", "lift_routing", "--out", o, "--no-progress"]);
+    const host = await run(config, out);
+    expect(host.code, host.stderr).toBe(0);
+    const loop = await run(loopConfig, join(dir, "out-loop", "test.csv"));
+    expect(loop.code, loop.stderr).toBe(0);
+    // The option does not change the build: the loop run uses the host run's cached build.
+    expect(loop.stderr).toContain("using the cached ONNX build");
+    expect(await readFile(join(dir, "out-loop", "test.csv"), "utf8")).toBe(
+      await readFile(out, "utf8"),
+    );
+  });
+
   it("temporaries left by killed runs are removed; those of a live run are kept", async () => {
     const dir = await mkdtemp(join(tmpdir(), "submit-stale-"));
     const { config } = await makeTinySetup(dir);

@@ -28,12 +28,14 @@ import {
 } from "./options.js";
 import { ExternalDataWriter } from "./onnx/external-data.js";
 import { GraphBuilder } from "./onnx/graph-builder.js";
+import { generationGraphPath } from "./generation-graph.js";
+import { greedyLoopModelBytes } from "./onnx/greedy-loop.js";
 import { WeightReader } from "./weights.js";
 
 export interface BuildOnnxModelOptions {
   /** config.json + safetensors (+ tokenizer files). */
   modelDir: string;
-  /** Receives model.onnx + model.onnx.data. */
+  /** Receives model.onnx + model.onnx.data, and generate.onnx (the in-graph greedy loop over the same data file). */
   outDir: string;
   deltas?: DeltaSource;
   /** "fold" (default): W + ΔW. "side-branch": low-rank deltas as y += x·Aᵀ·Bᵀ (dense ones are folded). */
@@ -65,7 +67,7 @@ export interface BuildOnnxModelOptions {
  * options: graph nodes or their order, initializer names, fusion, quantization packing,
  * external-data alignment, opset or IR version, or which modules take deltas.
  */
-export const ONNX_BUILD_FORMAT = "mistral-onnx/2026-12-01.1";
+export const ONNX_BUILD_FORMAT = "mistral-onnx/2026-12-02.1";
 
 export const ONNX_FILE = "model.onnx";
 export const ONNX_DATA_FILE = "model.onnx.data";
@@ -125,6 +127,8 @@ export async function buildOnnxModel(
   const config = await readMistralConfig(options.modelDir);
   const onnxPath = join(options.outDir, ONNX_FILE);
   const onnxTemp = `${onnxPath}.tmp-${process.pid}`;
+  const genPath = generationGraphPath(onnxPath);
+  const genTemp = `${genPath}.tmp-${process.pid}`;
   // Opened inside the try so a failing mkdir or data-file create still closes the checkpoint.
   let ckpt: SafetensorsCheckpoint | undefined;
   let data: ExternalDataWriter | undefined;
@@ -150,12 +154,18 @@ export async function buildOnnxModel(
     // Both files are complete and on disk before either takes its real name, and the two
     // renames run back to back, so a crash leaves at worst an old pair or a new .data next
     // to an old .onnx for a moment, never a half-written file under a real name.
-    await writeSynced(onnxTemp, g.toModel(OPSET));
+    const modelBytes = g.toModel(OPSET);
+    await writeSynced(onnxTemp, modelBytes);
+    // The in-graph greedy loop (generation-graph.ts): a small graph over the same data file,
+    // so every build has it and the runner's generationGraph choice never needs a rebuild.
+    await writeSynced(genTemp, greedyLoopModelBytes(modelBytes));
     await data.commit();
     await rename(onnxTemp, onnxPath);
+    await rename(genTemp, genPath);
   } catch (e) {
     await data?.abort();
     await rm(onnxTemp, { force: true });
+    await rm(genTemp, { force: true });
     throw e;
   } finally {
     await encoder?.close();

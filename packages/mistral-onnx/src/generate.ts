@@ -42,7 +42,24 @@ export interface GenerateContext {
   vocabSize: number;
   /** config.json's eos_token_ids (the tokenizer's EOS is added). */
   eosTokenIds: readonly number[];
+  /**
+   * The in-graph greedy loop (generate.onnx, loop-generate.ts), when the runner uses it: the
+   * greedy token of every row at every step, rows cut here afterwards. Absent: the host loop.
+   */
+  greedyLoop?: GreedyLoopFn;
 }
+
+/**
+ * Runs a whole greedy decode of a left-padded batch in one call: per row, the greedy token at
+ * each step (at most maxNew; fewer when every row produced an EOS id). Tokens after a row's
+ * first EOS are unspecified.
+ */
+export type GreedyLoopFn = (
+  batch: { ids: number[][]; mask: number[][]; positions: number[][] },
+  maxNew: number,
+  eosIds: readonly number[],
+  padId: number,
+) => Promise<number[][]>;
 
 /**
  * Greedy generation for token rows, batched with left padding. Returns the new tokens per row,
@@ -63,6 +80,12 @@ export async function generateIds(
   if (B === 0 || maxNew <= 0) return out;
   const done = new Array<boolean>(B).fill(false);
   const { ids, mask, positions } = leftPad(prompts, pad);
+  if (ctx.greedyLoop) {
+    // Greedy tokens do not depend on where a row stops, so stopping is applied afterwards with
+    // the same rules, in the same order, as the host loop below.
+    const steps = await ctx.greedyLoop({ ids, mask, positions }, maxNew, [...eos], pad);
+    return steps.map((row, b) => cutRow(row, b, maxNew, eos, options.stopWhen));
+  }
   const nextPos = prompts.map((p) => p.length);
   let r = await ctx.forward({
     inputIds: ids,
@@ -100,6 +123,23 @@ export async function generateIds(
     releaseKvCache(past);
   }
   releaseKvCache(r.present);
+  return out;
+}
+
+/** One row's greedy tokens cut as generateIds' host loop cuts them: EOS (dropped), stopWhen, maxNew. */
+function cutRow(
+  steps: readonly number[],
+  row: number,
+  maxNew: number,
+  eos: ReadonlySet<number>,
+  stopWhen: GenerateIdsOptions["stopWhen"],
+): number[] {
+  const out: number[] = [];
+  for (const tok of steps.slice(0, maxNew)) {
+    if (eos.has(tok)) break;
+    out.push(tok);
+    if (stopWhen?.(row, out)) break;
+  }
   return out;
 }
 

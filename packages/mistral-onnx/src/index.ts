@@ -25,9 +25,16 @@ export { MistralOnnxError, type Where } from "./errors.js";
 export {
   cutAtStop,
   type GenerateIdsOptions,
+  type GreedyLoopFn,
   StopStringMatcher,
   TextStreamer,
 } from "./generate.js";
+export {
+  buildGenerationGraph,
+  GENERATION_ONNX_FILE,
+  generationGraphPath,
+} from "./generation-graph.js";
+export { GEN_IO } from "./onnx/greedy-loop.js";
 export { IO, type ModelDtype, type WeightQuant } from "./graph.js";
 export {
   BUILD_THREADS_RULE,
@@ -37,6 +44,7 @@ export {
   DEFAULT_DTYPE,
   DEFAULT_EXECUTION_PROVIDER,
   DEFAULT_FUSED_OPS,
+  DEFAULT_GENERATION_GRAPH,
   DEFAULT_QUANT_BLOCK_SIZE,
   DEFAULT_WEIGHT_QUANT,
   DELTA_MODES,
@@ -46,6 +54,8 @@ export {
   formatChoices,
   FUSED_OPS,
   type FusedOps,
+  GENERATION_GRAPHS,
+  type GenerationGraph,
   isOneOf,
   isValidBuildThreads,
   isValidQuantBlockSize,

@@ -39,6 +39,16 @@ export const EXECUTION_PROVIDERS = ["cpu", "cuda", "webgpu"] as const;
 export type ExecutionProvider = (typeof EXECUTION_PROVIDERS)[number];
 export const DEFAULT_EXECUTION_PROVIDER: ExecutionProvider = "cpu";
 
+/**
+ * Where greedy generation's decode loop runs. "none": on the host, one session.run per token
+ * (the KV cache crosses host↔device every step under CUDA). "loop": inside generate.onnx, an
+ * ONNX Loop over decoder steps (onnx/greedy-loop.ts), one session.run per batch, the cache
+ * staying in onnxruntime. Same tokens either way (test/greedy-loop.test.ts).
+ */
+export const GENERATION_GRAPHS = ["none", "loop"] as const;
+export type GenerationGraph = (typeof GENERATION_GRAPHS)[number];
+export const DEFAULT_GENERATION_GRAPH: GenerationGraph = "none";
+
 /** How a choice is tokenized for scoring (see `ChoiceTokenization`). */
 export const CHOICE_TOKENIZATIONS = ["separate", "joined"] as const;
 export type ChoiceTokenization = (typeof CHOICE_TOKENIZATIONS)[number];

@@ -10,12 +10,18 @@ import {
   generateIds,
   generateTexts,
 } from "./generate.js";
+import { existsSync } from "node:fs";
+import { generationGraphPath } from "./generation-graph.js";
 import type { KvShape } from "./kv-cache.js";
+import { sessionGreedyLoop } from "./loop-generate.js";
 import {
   CHOICE_TOKENIZATIONS,
   DEFAULT_CHOICE_TOKENIZATION,
+  DEFAULT_GENERATION_GRAPH,
   type ExecutionProvider,
   formatChoices,
+  GENERATION_GRAPHS,
+  type GenerationGraph,
   isOneOf,
 } from "./options.js";
 import { type ContinuationScore, type ScoreContext, scoreContinuations } from "./score.js";
@@ -45,6 +51,15 @@ export interface MistralRunnerOptions {
   onWarning?: (message: string) => void;
   /** How `scoreContinuations` tokenizes a choice (default "separate"; see `ChoiceTokenization`). */
   choiceTokenization?: ChoiceTokenization;
+  /**
+   * Where generate()/generateIds() run the greedy decode loop (default "none": on the host).
+   * "loop" uses generate.onnx next to onnxPath (buildOnnxModel writes it; buildGenerationGraph
+   * makes it for an older build): one session.run per batch, the KV cache never leaving
+   * onnxruntime. Its session opens on the first generation call and stays open beside the
+   * scoring session; both hold the weights (2 × 14.5 GB at 7B fp16 on the device: fits an H200;
+   * call releaseGenerationSession() to give it back).
+   */
+  generationGraph?: GenerationGraph;
 }
 
 /**
@@ -62,7 +77,12 @@ export class MistralRunner {
     /** The provider actually in use (after any fallback). */
     readonly executionProvider: ExecutionProvider,
     readonly choiceTokenization: ChoiceTokenization,
+    readonly generationGraph: GenerationGraph,
+    private readonly sessionOptions: MistralRunnerOptions,
   ) {}
+
+  /** The generate.onnx session, opened on first use when generationGraph is "loop". */
+  private genSession: Promise<ort.InferenceSession> | undefined;
 
   static async create(options: MistralRunnerOptions): Promise<MistralRunner> {
     const config = await readMistralConfig(options.modelDir);
@@ -74,13 +94,37 @@ export class MistralRunner {
         { field: "choiceTokenization" },
       );
     }
+    const generationGraph = options.generationGraph ?? DEFAULT_GENERATION_GRAPH;
+    if (!isOneOf(GENERATION_GRAPHS, generationGraph)) {
+      throw new MistralOnnxError(
+        `generationGraph must be ${formatChoices(GENERATION_GRAPHS)}, got ${JSON.stringify(generationGraph)}`,
+        { field: "generationGraph" },
+      );
+    }
+    const generatePath = generationGraphPath(options.onnxPath);
+    if (generationGraph === "loop" && !existsSync(generatePath)) {
+      throw new MistralOnnxError(
+        `${generatePath}: generationGraph "loop" needs the generation graph next to ${options.onnxPath}; rebuild the model or run buildGenerationGraph(onnxPath)`,
+        { file: generatePath, field: "generationGraph" },
+      );
+    }
     const deviceOutputs = Array.from({ length: config.numLayers }, (_, l) => [
       IO.presentKey(l),
       IO.presentValue(l),
     ]).flat();
     const { session, provider } = await createSession({ ...options, deviceOutputs });
     const kv = kvShapeOf(session, config);
-    return new MistralRunner(session, tokenizer, config, kv, provider, tokenization);
+    return new MistralRunner(
+      session,
+      tokenizer,
+      config,
+      kv,
+      provider,
+      tokenization,
+      generationGraph,
+      // The generation session uses the provider the scoring session got (no second fallback warning).
+      { ...options, executionProvider: provider },
+    );
   }
 
   /** One forward pass. Exposed for callers that manage their own cache. */
@@ -148,7 +192,32 @@ export class MistralRunner {
   }
 
   async close(): Promise<void> {
+    await this.releaseGenerationSession();
     await this.session.release();
+  }
+
+  /** Releases the generate.onnx session (reopened by the next generation call). */
+  async releaseGenerationSession(): Promise<void> {
+    const s = this.genSession;
+    this.genSession = undefined;
+    // A session that failed to open has nothing to release.
+    const opened = await s?.catch(() => undefined);
+    await opened?.release();
+  }
+
+  private generationSession(): Promise<ort.InferenceSession> {
+    if (!this.genSession) {
+      const opening = createSession({
+        ...this.sessionOptions,
+        onnxPath: generationGraphPath(this.sessionOptions.onnxPath),
+      }).then((o) => o.session);
+      // A failed open is not cached: the next call tries again.
+      opening.catch(() => {
+        if (this.genSession === opening) this.genSession = undefined;
+      });
+      this.genSession = opening;
+    }
+    return this.genSession;
   }
 
   private generateContext(): GenerateContext {
@@ -157,6 +226,12 @@ export class MistralRunner {
       tokenizer: this.tokenizer,
       vocabSize: this.config.vocabSize,
       eosTokenIds: this.config.eosTokenIds,
+      ...(this.generationGraph === "loop"
+        ? {
+            greedyLoop: async (batch, maxNew, eos, pad) =>
+              sessionGreedyLoop(await this.generationSession())(batch, maxNew, eos, pad),
+          }
+        : {}),
     };
   }
 

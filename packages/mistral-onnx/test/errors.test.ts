@@ -10,6 +10,7 @@ import {
   EXECUTION_PROVIDERS,
   MistralOnnxError,
   MistralRunner,
+  GENERATION_ONNX_FILE,
   ONNX_DATA_FILE,
   ONNX_FILE,
   parseMistralConfig,
@@ -199,9 +200,11 @@ describe("weight errors", () => {
       "delta source failed",
     );
     expect(await readdir(out)).toEqual([]);
-    // And a good build leaves exactly the two files.
+    // And a good build leaves exactly the three files.
     await buildOnnxModel({ modelDir: MISTRAL, outDir: out });
-    expect((await readdir(out)).sort()).toEqual([ONNX_FILE, ONNX_DATA_FILE].sort());
+    expect((await readdir(out)).sort()).toEqual(
+      [ONNX_FILE, ONNX_DATA_FILE, GENERATION_ONNX_FILE].sort(),
+    );
   });
 
   it("an unsupported config stops the build before any file is written", async () => {

@@ -6,6 +6,8 @@ export type TensorProto = OnnxProto.onnx.ITensorProto;
 export type NodeProto = OnnxProto.onnx.INodeProto;
 export type ValueInfoProto = OnnxProto.onnx.IValueInfoProto;
 export type AttributeProto = OnnxProto.onnx.IAttributeProto;
+export type ModelProto = OnnxProto.onnx.IModelProto;
+export type GraphProto = OnnxProto.onnx.IGraphProto;
 
 export const DataType = onnxProto.onnx.TensorProto.DataType;
 export type ElemType = "float32" | "float16" | "int64" | "int32" | "uint8" | "bool";
