@@ -47,6 +47,15 @@ xz -T2 -6 -c "$(command -v node)" > .gpu/node.xz
 tar -C "$D" -cf - . | xz -T2 -6 > .gpu/payload.tar.xz
 rm -rf "$D"
 du -sh .gpu/*
+# The Vulkan loader and libglvnd for the WebGPU provider (Dawn): with libvulkan1 alone the NVIDIA
+# ICD loaded no adapter ("No supported adapters"); with libglvnd0, libglx0 and libegl1 it ran.
+mkdir -p .gl /tmp/amd64/partial
+o='-oAPT::Architecture=amd64 -oAPT::Architectures=amd64 -oDir::State::Lists=/tmp/amd64'
+[ -n "$(ls .gl/libglvnd0_*.deb 2>/dev/null)" ] || {
+  apt-get $o update >/dev/null 2>&1
+  (cd .gl && apt-get $o download libvulkan1 libglvnd0 libglx0 libegl1 >/dev/null 2>&1)
+}
+ls .gl
 if [ "${1:-}" = "--cuda" ]; then
   C=.gpu-cuda
   rm -rf "$C" && mkdir -p "$C/whl"

@@ -13,8 +13,9 @@
 #   tail                  show the logs' ends;  collect: copy reports and logs to $OUT
 set -uo pipefail
 cd "$(dirname "$0")/../.."
-G=$PWD/.gpu
 W=/tmp/gpu
+# The device keeps only what a call carries: setup copies the carried .gpu/ out of the checkout.
+G=$W/g
 S7=${S7:-/tmp/s7}
 mkdir -p $W/logs $W/reports $W/cuda
 LIB=$G/node_modules/onnxruntime-node/bin/napi-v6/linux/x64
@@ -28,8 +29,9 @@ export PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1
 step=${1:-}; shift || true
 case "$step" in
 setup)
-  [ -x $NODE ] || { xz -dc $G/node.xz > $NODE && chmod +x $NODE; }
-  [ -f $G/cli.mjs ] || xz -dc $G/payload.tar.xz | tar -xf - -C $G
+  mkdir -p $G
+  [ -x $NODE ] || { xz -dc .gpu/node.xz > $NODE && chmod +x $NODE; }
+  [ -f $G/cli.mjs ] || xz -dc .gpu/payload.tar.xz | tar -xf - -C $G
   for f in .gl/*.deb; do dpkg -x "$f" /; done; ldconfig
   { nvidia-smi; nproc; free -g; df -h /tmp; $NODE --version; python3 -c 'import torch, transformers, peft; print(torch.__version__, transformers.__version__, peft.__version__)'; } 2>&1 | tee $W/reports/machine.txt
   ;;
@@ -67,6 +69,7 @@ PY
   ;;
 cli)
   name=$1 provider=$2 dtype=$3 quant=$4 data=$5 cache=$6 batch=$7; shift 7
+  [ -f "$data" ] || data=$G/$(basename "$data")
   extra=""
   for kv in "$@"; do extra="$extra
   ${kv%%=*}: ${kv#*=}"; done
@@ -96,12 +99,13 @@ YAML
   t1=$(date +%s.%N)
   kill $smi 2>/dev/null
   peak=$(sort -n $W/logs/$name.gpumem | tail -1)
-  echo "{\"name\":\"$name\",\"rc\":$rc,\"wallSeconds\":$(echo "$t1 - $t0" | bc),\"peakGpuMemMiB\":${peak:-null},\"config\":\"$W/$name.yaml\"}" | tee $W/reports/7b-$name.run.json
+  echo "{\"name\":\"$name\",\"rc\":$rc,\"wallSeconds\":$(awk "BEGIN{printf \"%.1f\", $t1 - $t0}"),\"peakGpuMemMiB\":${peak:-null},\"config\":\"$W/$name.yaml\"}" | tee $W/reports/7b-$name.run.json
   cp $W/out-$name/report.json $W/reports/7b-$name.report.json 2>/dev/null
   cp $W/$name.yaml $W/reports/7b-$name.yaml
   ;;
 peer)
   name=$1 batch=$2 data=$3; shift 3
+  [ -f "$data" ] || data=$G/$(basename "$data")
   python3 tools/standin-7b/peer_transformers.py --base $S7/base \
     --experts $S7/experts/expert-1 $S7/experts/expert-2 $S7/experts/expert-3 \
     $S7/experts/expert-4 $S7/experts/expert-5 --data "$data" --batch-size "$batch" \
