@@ -55,11 +55,23 @@ export interface MistralRunnerOptions {
    * Where generate()/generateIds() run the greedy decode loop (default "none": on the host).
    * "loop" uses generate.onnx next to onnxPath (buildOnnxModel writes it; buildGenerationGraph
    * makes it for an older build): one session.run per batch, the KV cache never leaving
-   * onnxruntime. Its session opens on the first generation call and stays open beside the
-   * scoring session; both hold the weights (2 × 14.5 GB at 7B fp16 on the device: fits an H200;
-   * call releaseGenerationSession() to give it back).
+   * onnxruntime. Its session opens on the first generation call; both sessions hold the
+   * weights, so by default only one is open at a time (see keepBothSessions).
    */
   generationGraph?: GenerationGraph;
+  /**
+   * With generationGraph "loop": keep the scoring and the generation session open together
+   * (default false). Each holds the weights (14.5 GB at 7B fp16), so by default opening one
+   * releases the other, and switching back reloads it: one reload per switch, which the CSV
+   * evaluation (every multiple-choice row, then every generation row) makes once. Measured on an
+   * H200 with both open: 56.2 GB peak for the 7B run (docs/benchmarks.md), past a 48 GB card.
+   */
+  keepBothSessions?: boolean;
+}
+
+/** The present KV outputs, which stay on the GPU under WebGPU (see SessionOptions.deviceOutputs). */
+function presentOutputs(layers: number): string[] {
+  return Array.from({ length: layers }, (_, l) => [IO.presentKey(l), IO.presentValue(l)]).flat();
 }
 
 /**
@@ -70,7 +82,7 @@ export interface MistralRunnerOptions {
  */
 export class MistralRunner {
   private constructor(
-    private readonly session: ort.InferenceSession,
+    session: ort.InferenceSession,
     readonly tokenizer: Tokenizer,
     readonly config: MistralConfig,
     private readonly kv: KvShape,
@@ -79,10 +91,14 @@ export class MistralRunner {
     readonly choiceTokenization: ChoiceTokenization,
     readonly generationGraph: GenerationGraph,
     private readonly sessionOptions: MistralRunnerOptions,
-  ) {}
+  ) {
+    this.scoringSession = Promise.resolve(session);
+  }
 
   /** The generate.onnx session, opened on first use when generationGraph is "loop". */
   private genSession: Promise<ort.InferenceSession> | undefined;
+  /** The model.onnx session; undefined while released for the generation session. */
+  private scoringSession: Promise<ort.InferenceSession> | undefined;
 
   static async create(options: MistralRunnerOptions): Promise<MistralRunner> {
     const config = await readMistralConfig(options.modelDir);
@@ -108,11 +124,10 @@ export class MistralRunner {
         { file: generatePath, field: "generationGraph" },
       );
     }
-    const deviceOutputs = Array.from({ length: config.numLayers }, (_, l) => [
-      IO.presentKey(l),
-      IO.presentValue(l),
-    ]).flat();
-    const { session, provider } = await createSession({ ...options, deviceOutputs });
+    const { session, provider } = await createSession({
+      ...options,
+      deviceOutputs: presentOutputs(config.numLayers),
+    });
     const kv = kvShapeOf(session, config);
     return new MistralRunner(
       session,
@@ -128,8 +143,24 @@ export class MistralRunner {
   }
 
   /** One forward pass. Exposed for callers that manage their own cache. */
-  forward(step: ForwardStep): Promise<ForwardResult> {
-    return runForward(this.session, this.kv, step);
+  async forward(step: ForwardStep): Promise<ForwardResult> {
+    return runForward(await this.scoring(), this.kv, step);
+  }
+
+  /** The scoring session, reopened (after releasing the generation session) when released. */
+  private async scoring(): Promise<ort.InferenceSession> {
+    if (!this.scoringSession) {
+      if (!this.sessionOptions.keepBothSessions) await this.releaseGenerationSession();
+      const opening = createSession({
+        ...this.sessionOptions,
+        deviceOutputs: presentOutputs(this.config.numLayers),
+      }).then((o) => o.session);
+      opening.catch(() => {
+        if (this.scoringSession === opening) this.scoringSession = undefined;
+      });
+      this.scoringSession = opening;
+    }
+    return this.scoringSession;
   }
 
   /**
@@ -193,7 +224,9 @@ export class MistralRunner {
 
   async close(): Promise<void> {
     await this.releaseGenerationSession();
-    await this.session.release();
+    const s = this.scoringSession;
+    this.scoringSession = undefined;
+    await (await s?.catch(() => undefined))?.release();
   }
 
   /** Releases the generate.onnx session (reopened by the next generation call). */
@@ -205,8 +238,14 @@ export class MistralRunner {
     await opened?.release();
   }
 
-  private generationSession(): Promise<ort.InferenceSession> {
+  private async generationSession(): Promise<ort.InferenceSession> {
     if (!this.genSession) {
+      if (!this.sessionOptions.keepBothSessions && this.scoringSession) {
+        const s = this.scoringSession;
+        this.scoringSession = undefined;
+        await (await s.catch(() => undefined))?.release();
+      }
+      if (this.genSession) return this.genSession;
       const opening = createSession({
         ...this.sessionOptions,
         onnxPath: generationGraphPath(this.sessionOptions.onnxPath),

@@ -131,6 +131,8 @@ export function cudaLibraryProblem(
   if (missing.length > 0) {
     return `${missing.join(" and ")} not found in ${dir}: for CUDA 12 onnxruntime-node's install script downloads them, for CUDA 13 \`mistral-onnx-enable-cuda <onnxruntime-gpu wheel>\` installs them (see "Execution providers" in @merge/mistral-onnx's README)`;
   }
+  // In onnxruntime's order: the shared library first, with its symbols global, because the CUDA
+  // library resolves Provider_GetHost and friends from it.
   for (const l of CUDA_PROVIDER_LIBS) {
     const e = dlopenError(join(dir, l));
     if (e) return e;
@@ -146,7 +148,8 @@ export function cudaLibraryProblem(
  */
 export function dlopenError(lib: string): string | undefined {
   try {
-    process.dlopen({ exports: {} } as NodeJS.Module, lib, constants.dlopen.RTLD_LAZY);
+    const { RTLD_LAZY, RTLD_GLOBAL } = constants.dlopen;
+    process.dlopen({ exports: {} } as NodeJS.Module, lib, RTLD_LAZY | (RTLD_GLOBAL ?? 0));
     return undefined;
   } catch (e) {
     const m = (e as Error).message;

@@ -375,3 +375,41 @@ describe("generationGraph option errors", () => {
     }
   });
 });
+
+describe("one session at a time (issue 10: 56 GB with both at 7B)", () => {
+  it("generation releases the scoring session and scoring reopens it, with the same results as keeping both", async () => {
+    const b = await build("mistral");
+    const both = await MistralRunner.create({
+      onnxPath: b.onnxPath,
+      modelDir: b.modelDir,
+      threads: 1,
+      generationGraph: "loop",
+      keepBothSessions: true,
+    });
+    try {
+      const held = (r: MistralRunner) =>
+        r as unknown as { scoringSession?: unknown; genSession?: unknown };
+      const rows = encodeAll(b.loop);
+      const steps = async (r: MistralRunner) => [
+        await r.scoreContinuations(PROMPTS[1] as string, [" cat", " dog and a fox"]),
+        await r.generateIds(rows, { maxNewTokens: 6 }),
+        held(r).scoringSession === undefined,
+        await r.scoreContinuations(PROMPTS[3] as string, [" a king", " nobody"]),
+        held(r).genSession === undefined,
+        await r.generateIds(rows.slice(0, 2), { maxNewTokens: 4 }),
+      ];
+      const one = await steps(b.loop);
+      const two = await steps(both);
+      // Released while the other ran (one at a time); both kept with keepBothSessions.
+      expect([one[2], one[4]]).toEqual([true, true]);
+      expect([two[2], two[4]]).toEqual([false, false]);
+      expect(one[0]).toEqual(two[0]);
+      expect(one[1]).toEqual(two[1]);
+      expect(one[3]).toEqual(two[3]);
+      expect(one[5]).toEqual(two[5]);
+    } finally {
+      await both.close();
+      await b.cleanup();
+    }
+  });
+});
