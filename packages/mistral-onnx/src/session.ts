@@ -131,8 +131,6 @@ export function cudaLibraryProblem(
   if (missing.length > 0) {
     return `${missing.join(" and ")} not found in ${dir}: for CUDA 12 onnxruntime-node's install script downloads them, for CUDA 13 \`mistral-onnx-enable-cuda <onnxruntime-gpu wheel>\` installs them (see "Execution providers" in @merge/mistral-onnx's README)`;
   }
-  // In onnxruntime's order: the shared library first, with its symbols global, because the CUDA
-  // library resolves Provider_GetHost and friends from it.
   for (const l of CUDA_PROVIDER_LIBS) {
     const e = dlopenError(join(dir, l));
     if (e) return e;
@@ -148,14 +146,17 @@ export function cudaLibraryProblem(
  */
 export function dlopenError(lib: string): string | undefined {
   try {
-    const { RTLD_LAZY, RTLD_GLOBAL } = constants.dlopen;
-    process.dlopen({ exports: {} } as NodeJS.Module, lib, RTLD_LAZY | (RTLD_GLOBAL ?? 0));
+    process.dlopen({ exports: {} } as NodeJS.Module, lib, constants.dlopen.RTLD_LAZY);
     return undefined;
   } catch (e) {
     const m = (e as Error).message;
-    // Node's own error for a library that loaded but registers no addon; anything else is the
-    // loader's (a missing dependency, a bad ELF file, an unresolved symbol).
-    return /did not self-register|napi_register_module/iu.test(m) ? undefined : m.split("\n")[0];
+    // Node's own error for a library that loaded but registers no addon means "it loads". An
+    // undefined symbol does not count: the CUDA provider takes Provider_GetHost and friends from
+    // the shared provider library, which onnxruntime loads first (alone it reads "undefined
+    // symbol: Provider_GetHost", seen on the H200 with working libraries). Anything else is the
+    // loader's (a missing dependency, a bad ELF file, a missing symbol version).
+    if (/did not self-register|napi_register_module|undefined symbol/iu.test(m)) return undefined;
+    return m.split("\n")[0];
   }
 }
 

@@ -322,6 +322,23 @@ describe("runner input errors and providers", () => {
     );
   });
 
+  it("cudaLibraryProblem does not count a symbol the CUDA provider takes from the shared provider as a problem", async () => {
+    if (process.platform !== "linux" || !hasGcc()) return;
+    // The real CUDA provider resolves Provider_GetHost from the shared provider library, which
+    // onnxruntime loads first; opened alone it fails with "undefined symbol: Provider_GetHost"
+    // (seen on the H200 with libraries that work). A data reference fails at load, as there.
+    const dir = await outDir();
+    await writeFile(join(dir, "shared.c"), "int Provider_GetHost = 7;\n");
+    await writeFile(
+      join(dir, "cuda.c"),
+      "extern int Provider_GetHost;\nint *host = &Provider_GetHost;\n",
+    );
+    const gcc = (args: string[]) => execFileSync("gcc", args, { cwd: dir, stdio: "ignore" });
+    gcc(["-shared", "-fPIC", "-o", "libonnxruntime_providers_shared.so", "shared.c"]);
+    gcc(["-shared", "-fPIC", "-o", "libonnxruntime_providers_cuda.so", "cuda.c"]);
+    expect(cudaLibraryProblem(dir)).toBeUndefined();
+  });
+
   it("an unloadable model is a MistralOnnxError naming the file, with or without the CUDA fallback", async () => {
     const out = await outDir();
     const onnxPath = join(out, ONNX_FILE);
