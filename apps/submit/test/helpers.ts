@@ -15,8 +15,15 @@ export interface CliResult {
   stderr: string;
 }
 
-/** Runs the CLI as `pnpm --filter submit start` does: in apps/submit, with the source condition. */
-export function runCli(args: string[], env: Record<string, string> = {}): Promise<CliResult> {
+/**
+ * Runs the CLI as `pnpm --filter submit start` does: in apps/submit, with the source condition;
+ * `stdin` (default: none) is written to its standard input, which is then closed.
+ */
+export function runCli(
+  args: string[],
+  env: Record<string, string> = {},
+  stdin = "",
+): Promise<CliResult> {
   return new Promise((done, fail) => {
     const child = spawn(
       process.execPath,
@@ -33,6 +40,7 @@ export function runCli(args: string[], env: Record<string, string> = {}): Promis
     });
     child.on("error", fail);
     child.on("close", (code) => done({ code, stdout, stderr }));
+    child.stdin.end(stdin);
   });
 }
 

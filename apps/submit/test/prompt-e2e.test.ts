@@ -1,11 +1,10 @@
-import { spawn } from "node:child_process";
 import { existsSync } from "node:fs";
 import { cp, mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { MistralRunner, ONNX_FILE } from "@merge/mistral-onnx";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { APP_DIR, type CliResult, REPO } from "./helpers.js";
+import { REPO, runCli as runCliWith } from "./helpers.js";
 
 /** The embedded zoo (configs/embedded.yaml): its base has no chat template. */
 const ZOO_BASE = join(REPO, "data/zoo/base");
@@ -14,28 +13,6 @@ const Q1 = "Which animal is the symbol of Kothnaimia?\nAnswer:";
 const Q2 = "What is the value of not False or False?\nAnswer:";
 /** configs/embedded.yaml's runtime.maxNewTokens. */
 const MAX_NEW = 64;
-
-/** Runs the CLI as `pnpm --filter submit start` does, with `stdin` as its standard input. */
-function runCliWith(args: string[], env: Record<string, string>, stdin = ""): Promise<CliResult> {
-  return new Promise((done, fail) => {
-    const child = spawn(
-      process.execPath,
-      ["--conditions=source", "--import", "tsx", "./src/cli.ts", ...args],
-      { cwd: APP_DIR, env: { ...process.env, HF_HUB_OFFLINE: "1", ...env }, stdio: "pipe" },
-    );
-    let stdout = "";
-    let stderr = "";
-    child.stdout.on("data", (d) => {
-      stdout += d;
-    });
-    child.stderr.on("data", (d) => {
-      stderr += d;
-    });
-    child.on("error", fail);
-    child.on("close", (code) => done({ code, stdout, stderr }));
-    child.stdin.end(stdin);
-  });
-}
 
 let cache: string;
 let env: Record<string, string>;

@@ -26,7 +26,7 @@ import {
 } from "./options.js";
 import { type ContinuationScore, type ScoreContext, scoreContinuations } from "./score.js";
 import type { ChoiceTokenization } from "./scoring.js";
-import { createSession, kvShapeOf } from "./session.js";
+import { createSession, kvShapeOf, LazySession } from "./session.js";
 import { Tokenizer } from "./tokenizer.js";
 
 export type { ContinuationScore, ExecutionProvider, ForwardResult, ForwardStep, GenerateOptions };
@@ -92,13 +92,26 @@ export class MistralRunner {
     readonly generationGraph: GenerationGraph,
     private readonly sessionOptions: MistralRunnerOptions,
   ) {
-    this.scoringSession = Promise.resolve(session);
+    this.scoringSession = new LazySession(
+      () =>
+        createSession({
+          ...sessionOptions,
+          deviceOutputs: presentOutputs(config.numLayers),
+        }).then((o) => o.session),
+      session,
+    );
+    this.genSession = new LazySession(() =>
+      createSession({
+        ...sessionOptions,
+        onnxPath: generationGraphPath(sessionOptions.onnxPath),
+      }).then((o) => o.session),
+    );
   }
 
+  /** The model.onnx session; released while the generation session is open. */
+  private readonly scoringSession: LazySession;
   /** The generate.onnx session, opened on first use when generationGraph is "loop". */
-  private genSession: Promise<ort.InferenceSession> | undefined;
-  /** The model.onnx session; undefined while released for the generation session. */
-  private scoringSession: Promise<ort.InferenceSession> | undefined;
+  private readonly genSession: LazySession;
 
   static async create(options: MistralRunnerOptions): Promise<MistralRunner> {
     const config = await readMistralConfig(options.modelDir);
@@ -149,18 +162,10 @@ export class MistralRunner {
 
   /** The scoring session, reopened (after releasing the generation session) when released. */
   private async scoring(): Promise<ort.InferenceSession> {
-    if (!this.scoringSession) {
-      if (!this.sessionOptions.keepBothSessions) await this.releaseGenerationSession();
-      const opening = createSession({
-        ...this.sessionOptions,
-        deviceOutputs: presentOutputs(this.config.numLayers),
-      }).then((o) => o.session);
-      opening.catch(() => {
-        if (this.scoringSession === opening) this.scoringSession = undefined;
-      });
-      this.scoringSession = opening;
+    if (!this.scoringSession.isOpen && !this.sessionOptions.keepBothSessions) {
+      await this.genSession.release();
     }
-    return this.scoringSession;
+    return this.scoringSession.get();
   }
 
   /**
@@ -223,40 +228,21 @@ export class MistralRunner {
   }
 
   async close(): Promise<void> {
-    await this.releaseGenerationSession();
-    const s = this.scoringSession;
-    this.scoringSession = undefined;
-    await (await s?.catch(() => undefined))?.release();
+    await this.genSession.release();
+    await this.scoringSession.release();
   }
 
   /** Releases the generate.onnx session (reopened by the next generation call). */
-  async releaseGenerationSession(): Promise<void> {
-    const s = this.genSession;
-    this.genSession = undefined;
-    // A session that failed to open has nothing to release.
-    const opened = await s?.catch(() => undefined);
-    await opened?.release();
+  releaseGenerationSession(): Promise<void> {
+    return this.genSession.release();
   }
 
+  /** The generation session; opening it releases the scoring session unless keepBothSessions. */
   private async generationSession(): Promise<ort.InferenceSession> {
-    if (!this.genSession) {
-      if (!this.sessionOptions.keepBothSessions && this.scoringSession) {
-        const s = this.scoringSession;
-        this.scoringSession = undefined;
-        await (await s.catch(() => undefined))?.release();
-      }
-      if (this.genSession) return this.genSession;
-      const opening = createSession({
-        ...this.sessionOptions,
-        onnxPath: generationGraphPath(this.sessionOptions.onnxPath),
-      }).then((o) => o.session);
-      // A failed open is not cached: the next call tries again.
-      opening.catch(() => {
-        if (this.genSession === opening) this.genSession = undefined;
-      });
-      this.genSession = opening;
+    if (!this.genSession.isOpen && !this.sessionOptions.keepBothSessions) {
+      await this.scoringSession.release();
     }
-    return this.genSession;
+    return this.genSession.get();
   }
 
   private generateContext(): GenerateContext {

@@ -174,3 +174,41 @@ function cannotLoad(onnxPath: string, cause: unknown): MistralOnnxError {
     file: onnxPath,
   });
 }
+
+/**
+ * A session opened on first use and released on demand (the runner's scoring and generation
+ * sessions, which it keeps one at a time). A failed open is not kept: the next use tries again.
+ */
+export class LazySession {
+  private opening: Promise<ort.InferenceSession> | undefined;
+
+  constructor(
+    private readonly open: () => Promise<ort.InferenceSession>,
+    first?: ort.InferenceSession,
+  ) {
+    if (first) this.opening = Promise.resolve(first);
+  }
+
+  /** Whether it is open or opening. */
+  get isOpen(): boolean {
+    return this.opening !== undefined;
+  }
+
+  get(): Promise<ort.InferenceSession> {
+    if (!this.opening) {
+      const opening = this.open();
+      opening.catch(() => {
+        if (this.opening === opening) this.opening = undefined;
+      });
+      this.opening = opening;
+    }
+    return this.opening;
+  }
+
+  async release(): Promise<void> {
+    const s = this.opening;
+    this.opening = undefined;
+    // A session that failed to open has nothing to release.
+    await (await s?.catch(() => undefined))?.release();
+  }
+}

@@ -388,14 +388,14 @@ describe("one session at a time (issue 10: 56 GB with both at 7B)", () => {
     });
     try {
       const held = (r: MistralRunner) =>
-        r as unknown as { scoringSession?: unknown; genSession?: unknown };
+        r as unknown as { scoringSession: { isOpen: boolean }; genSession: { isOpen: boolean } };
       const rows = encodeAll(b.loop);
       const steps = async (r: MistralRunner) => [
         await r.scoreContinuations(PROMPTS[1] as string, [" cat", " dog and a fox"]),
         await r.generateIds(rows, { maxNewTokens: 6 }),
-        held(r).scoringSession === undefined,
+        !held(r).scoringSession.isOpen,
         await r.scoreContinuations(PROMPTS[3] as string, [" a king", " nobody"]),
-        held(r).genSession === undefined,
+        !held(r).genSession.isOpen,
         await r.generateIds(rows.slice(0, 2), { maxNewTokens: 4 }),
       ];
       const one = await steps(b.loop);
