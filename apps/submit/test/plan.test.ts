@@ -82,6 +82,9 @@ describe("planRun", () => {
     expect(() =>
       planRun(withStrategy("linear", {}), { ...onnx, mergeOnly: true, saveAdapter: "x" }),
     ).toThrow(/one kind of export per run/);
+    expect(() =>
+      planRun(withStrategy("linear", {}), { ...onnx, mergeOnly: true, saveModel: "m" }),
+    ).toThrow(/--save-model and --save-onnx: one kind of export per run/);
   });
 
   it("checks --save-model, --adapter-rank and --shard-size before anything is read", () => {
@@ -91,6 +94,7 @@ describe("planRun", () => {
     const model = { ...flags, mergeOnly: true, saveModel: "m" };
     // A dense method saves a checkpoint; its shard size defaults to transformers' 5 GB.
     expect(planRun(ties, model).exports).toEqual({
+      saveOnnx: null,
       saveAdapter: null,
       saveModel: join(REPO, "m"),
       maxShardBytes: 5e9,
@@ -127,7 +131,7 @@ describe("planRun", () => {
     expect(planRun(lin, { ...model, saveAdapter: "a" }).exports.saveAdapter).toBe(join(REPO, "a"));
     expect(() => planRun(lin, { ...model, saveAdapter: "m/adapter" })).toThrow(/overlap/);
     expect(() => planRun(lin, { ...flags, mergeOnly: true })).toThrow(
-      /--merge-only needs --save-adapter DIR or --save-model DIR/,
+      /--merge-only needs --save-adapter DIR, --save-model DIR or --save-onnx DIR/,
     );
   });
 });
