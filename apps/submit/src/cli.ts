@@ -7,10 +7,11 @@ import {
 
 /** What each kind of merge result can leave the toolkit as. */
 const EXPORTS: Record<ResultKind, string> = {
-  lowrank: "ONNX model, merged checkpoint (--save-model) or PEFT adapter (--save-adapter)",
+  lowrank:
+    "ONNX model (--save-onnx), merged checkpoint (--save-model) or PEFT adapter (--save-adapter)",
   dense:
-    "ONNX model, merged checkpoint (--save-model) or SVD-truncated PEFT adapter (--save-adapter with --adapter-rank)",
-  routed: "ONNX model with a router per adapted module",
+    "ONNX model (--save-onnx), merged checkpoint (--save-model) or SVD-truncated PEFT adapter (--save-adapter with --adapter-rank)",
+  routed: "ONNX model with a router per adapted module (--save-onnx)",
 };
 import { Command, InvalidArgumentError } from "commander";
 import { DEFAULT_SHARD_SIZE } from "./export-plan.js";

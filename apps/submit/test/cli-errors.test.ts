@@ -37,13 +37,13 @@ describe("submit: clear errors on bad input", () => {
     expect(r.code).toBe(0);
     const lines = r.stdout.split("\n");
     expect(lines[0]).toMatch(
-      /^lift_routing \(default\) \[routed: ONNX model with a router per adapted module\]: /,
+      /^lift_routing \(default\) \[routed: ONNX model with a router per adapted module \(--save-onnx\)\]: /,
     );
     expect(r.stdout).toMatch(
-      /^linear \[lowrank: ONNX model, merged checkpoint \(--save-model\) or PEFT adapter \(--save-adapter\)\]: /m,
+      /^linear \[lowrank: ONNX model \(--save-onnx\), merged checkpoint \(--save-model\) or PEFT adapter \(--save-adapter\)\]: /m,
     );
     expect(r.stdout).toMatch(
-      /^ties \[dense: ONNX model, merged checkpoint \(--save-model\) or SVD-truncated PEFT adapter \(--save-adapter with --adapter-rank\)\]: /m,
+      /^ties \[dense: ONNX model \(--save-onnx\), merged checkpoint \(--save-model\) or SVD-truncated PEFT adapter \(--save-adapter with --adapter-rank\)\]: /m,
     );
     // Each method's declared hyperparameters with their ranges or choices.
     expect(r.stdout).toMatch(
