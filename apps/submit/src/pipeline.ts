@@ -99,6 +99,8 @@ export interface RunReport {
   savedAdapter: string | null;
   /** The --save-model folder, or null. */
   savedModel: string | null;
+  /** The --save-onnx folder (transformers.js layout), or null. */
+  savedOnnx: string | null;
   /** How well an SVD-truncated --save-adapter holds a dense merge, or null. */
   adapterTruncation: AdapterTruncation | null;
   phases: PhaseTimer["phases"];
@@ -367,6 +369,7 @@ function initialReport(
     cache: null,
     savedAdapter: null,
     savedModel: null,
+    savedOnnx: null,
     adapterTruncation: null,
     phases: timer.phases,
     processPeakRssMiB: 0,
@@ -739,6 +742,7 @@ export async function runSubmit(opts: SubmitOptions): Promise<SubmitOutcome> {
           baseSource.dir,
           timer,
         );
+        report.savedOnnx = runPlan.saveOnnx;
         if (runPlan.mergeOnly) return await end({ exitCode: 0, message });
         log(message);
       }

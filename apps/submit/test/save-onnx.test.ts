@@ -51,6 +51,7 @@ describe("--save-onnx on the embedded zoo (routed default, lift_routing)", () =>
     const report = JSON.parse(await readFile(join(dir, "out", "report.json"), "utf8"));
     expect(report.method).toBe("lift_routing");
     expect(report.resultKind).toBe("routed");
+    expect(report.savedOnnx).toBe(save);
     runner = await MistralRunner.create({
       onnxPath: join(report.cache.dir, ONNX_FILE),
       modelDir: ZOO_BASE,
