@@ -39,10 +39,7 @@ const EDGE_ROWS: Array<{ prompt: string; choices: string[]; what: string }> = [
   {
     what: "very different choice lengths",
     prompt: "Water boils at",
-    choices: [
-      " 1",
-      " one hundred degrees Celsius at sea level, and less at the top of a mountain",
-    ],
+    choices: [" 1", " one hundred degrees Celsius at sea level, and less at the top of a mountain"],
   },
   { what: "one choice", prompt: "Question: yes or no? Answer:", choices: [" yes"] },
   { what: "one multi-token choice", prompt: "Once", choices: [" upon a time there was"] },
