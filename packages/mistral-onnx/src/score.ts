@@ -1,7 +1,7 @@
 import { MistralOnnxError } from "./errors.js";
 import { type ForwardFn, leftPad } from "./forward.js";
 import { releaseKvCache } from "./kv-cache.js";
-import type { ChoiceScoring, ChoiceTokenization } from "./options.js";
+import { type ChoiceScoring, type ChoiceTokenization, DEFAULT_CHOICE_SCORING } from "./options.js";
 import { continuationTokens, logProbOf, separateContinuationTokens } from "./scoring.js";
 import type { Tokenizer } from "./tokenizer.js";
 
@@ -35,7 +35,7 @@ export async function scoreContinuations(
   prompt: string,
   choices: string[],
   rule: ChoiceTokenization,
-  scoring: ChoiceScoring = "shared-cache",
+  scoring: ChoiceScoring = DEFAULT_CHOICE_SCORING,
 ): Promise<ContinuationScore[]> {
   const tokens = rule === "joined" ? continuationTokens : separateContinuationTokens;
   const { context, continuations } = tokens(ctx.tokenizer, prompt, choices);
