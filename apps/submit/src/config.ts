@@ -5,7 +5,9 @@ import {
   DEFAULT_MAX_NEW_TOKENS,
 } from "@merge/eval";
 import {
+  CHOICE_SCORINGS,
   CHOICE_TOKENIZATIONS,
+  DEFAULT_CHOICE_SCORING,
   DEFAULT_CHOICE_TOKENIZATION,
   DEFAULT_DELTA_MODE,
   DEFAULT_DTYPE,
@@ -92,6 +94,10 @@ const RUNTIME_SCHEMA = z.strictObject(
     choiceTokenization: oneOf(CHOICE_TOKENIZATIONS).default(DEFAULT_CHOICE_TOKENIZATION).meta({
       description:
         "How a choice is tokenized for scoring (see @merge/mistral-onnx `ChoiceTokenization`).",
+    }),
+    choiceScoring: oneOf(CHOICE_SCORINGS).default(DEFAULT_CHOICE_SCORING).meta({
+      description:
+        'How a multiple-choice row runs: "shared-cache" the prompt once, then one forward per choice on its KV cache; "batched" all prompt + choice sequences of the row as one left-padded forward (one forward per row, no cache crossing host and device). Same scores and predictions; does not change the build (see @merge/mistral-onnx `ChoiceScoring`).',
     }),
     generationGraph: oneOf(GENERATION_GRAPHS).default(DEFAULT_GENERATION_GRAPH).meta({
       description:

@@ -522,6 +522,7 @@ async function runtimePhase(
       modelDir: baseSource.dir,
       executionProvider: config.runtime.executionProvider,
       choiceTokenization: config.runtime.choiceTokenization,
+      choiceScoring: config.runtime.choiceScoring,
       generationGraph: config.runtime.generationGraph,
       ...(config.runtime.threads !== undefined ? { threads: config.runtime.threads } : {}),
     }),

@@ -47,6 +47,7 @@ describe("config", () => {
   it("an empty config is the embedded default", () => {
     expect(parseConfig({}, "c.yaml")).toEqual(DEFAULT_CONFIG);
     expect(parseConfig(null, "c.yaml")).toEqual(DEFAULT_CONFIG);
+    expect(DEFAULT_CONFIG.runtime.choiceScoring).toBe("shared-cache");
   });
 
   it("the shipped embedded config is the default plus explicit threads", async () => {
@@ -67,7 +68,11 @@ describe("config", () => {
       "predibase/agnews_explained@8efbbefadd6a24b8df7a2697a13a321054b4f8f1",
       "predibase/gsm8k@d54e59aa31095b6670d0b2717e0082e76660a0c1",
     ]);
-    expect(c.runtime).toMatchObject({ dtype: "fp16", executionProvider: "cuda" });
+    expect(c.runtime).toMatchObject({
+      dtype: "fp16",
+      executionProvider: "cuda",
+      choiceScoring: "batched",
+    });
   });
 
   it("rejects wrong types and values, naming the field", () => {
@@ -78,6 +83,10 @@ describe("config", () => {
       [{ seed: -1 }, /"seed" must be an integer ≥ 0/],
       [{ budgetSeconds: 0 }, /"budgetSeconds" must be a positive number/],
       [{ runtime: { dtype: "bf16" } }, /"runtime.dtype" must be one of "fp32", "fp16"/],
+      [
+        { runtime: { choiceScoring: "tiled" } },
+        /"runtime.choiceScoring" must be one of "shared-cache", "batched"/,
+      ],
       [
         { runtime: { generationBatchSize: 0 } },
         /"runtime.generationBatchSize" must be an integer ≥ 1/,

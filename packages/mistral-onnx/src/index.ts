@@ -38,7 +38,10 @@ export { GEN_IO } from "./onnx/greedy-loop.js";
 export { IO, type ModelDtype, type WeightQuant } from "./graph.js";
 export {
   BUILD_THREADS_RULE,
+  CHOICE_SCORINGS,
   CHOICE_TOKENIZATIONS,
+  type ChoiceScoring,
+  DEFAULT_CHOICE_SCORING,
   DEFAULT_CHOICE_TOKENIZATION,
   DEFAULT_DELTA_MODE,
   DEFAULT_DTYPE,

@@ -54,6 +54,21 @@ export const CHOICE_TOKENIZATIONS = ["separate", "joined"] as const;
 export type ChoiceTokenization = (typeof CHOICE_TOKENIZATIONS)[number];
 export const DEFAULT_CHOICE_TOKENIZATION: ChoiceTokenization = "separate";
 
+/**
+ * How scoreContinuations runs a row's choices through the model.
+ * - "shared-cache" (default): the prompt once, then one batch-1 forward per multi-token choice on
+ *   the prompt's KV cache (1 + choices forwards; the least compute, best on the CPU for long
+ *   prompts).
+ * - "batched": all choices of a row as one left-padded batch of full sequences (prompt ids ++
+ *   choice ids), no cache, only the last (longest choice + 1) positions' logits kept: one
+ *   forward per row, so one read of the weights and no KV cache crossing host↔device (the
+ *   onnxruntime-node CUDA case), at the cost of recomputing the prompt once per choice.
+ * Same scores either way (test/choice-scoring.test.ts).
+ */
+export const CHOICE_SCORINGS = ["shared-cache", "batched"] as const;
+export type ChoiceScoring = (typeof CHOICE_SCORINGS)[number];
+export const DEFAULT_CHOICE_SCORING: ChoiceScoring = "shared-cache";
+
 /** Block size along the input dimension for weightQuant: a power of two ≥ MIN_QUANT_BLOCK_SIZE. */
 export const DEFAULT_QUANT_BLOCK_SIZE = 128;
 export const MIN_QUANT_BLOCK_SIZE = 16;

@@ -15,7 +15,10 @@ import { generationGraphPath } from "./generation-graph.js";
 import type { KvShape } from "./kv-cache.js";
 import { sessionGreedyLoop } from "./loop-generate.js";
 import {
+  CHOICE_SCORINGS,
   CHOICE_TOKENIZATIONS,
+  type ChoiceScoring,
+  DEFAULT_CHOICE_SCORING,
   DEFAULT_CHOICE_TOKENIZATION,
   DEFAULT_GENERATION_GRAPH,
   type ExecutionProvider,
@@ -51,6 +54,12 @@ export interface MistralRunnerOptions {
   onWarning?: (message: string) => void;
   /** How `scoreContinuations` tokenizes a choice (default "separate"; see `ChoiceTokenization`). */
   choiceTokenization?: ChoiceTokenization;
+  /**
+   * How `scoreContinuations` runs a row's choices (default "shared-cache": the prompt once, then
+   * one batch-1 forward per choice on its cache; "batched": one left-padded forward of all full
+   * sequences per row). Same scores; see `ChoiceScoring`.
+   */
+  choiceScoring?: ChoiceScoring;
   /**
    * Where generate()/generateIds() run the greedy decode loop (default "none": on the host).
    * "loop" uses generate.onnx next to onnxPath (buildOnnxModel writes it; buildGenerationGraph
@@ -89,6 +98,7 @@ export class MistralRunner {
     /** The provider actually in use (after any fallback). */
     readonly executionProvider: ExecutionProvider,
     readonly choiceTokenization: ChoiceTokenization,
+    readonly choiceScoring: ChoiceScoring,
     readonly generationGraph: GenerationGraph,
     private readonly sessionOptions: MistralRunnerOptions,
   ) {
@@ -123,6 +133,13 @@ export class MistralRunner {
         { field: "choiceTokenization" },
       );
     }
+    const choiceScoring = options.choiceScoring ?? DEFAULT_CHOICE_SCORING;
+    if (!isOneOf(CHOICE_SCORINGS, choiceScoring)) {
+      throw new MistralOnnxError(
+        `choiceScoring must be ${formatChoices(CHOICE_SCORINGS)}, got ${JSON.stringify(choiceScoring)}`,
+        { field: "choiceScoring" },
+      );
+    }
     const generationGraph = options.generationGraph ?? DEFAULT_GENERATION_GRAPH;
     if (!isOneOf(GENERATION_GRAPHS, generationGraph)) {
       throw new MistralOnnxError(
@@ -149,6 +166,7 @@ export class MistralRunner {
       kv,
       provider,
       tokenization,
+      choiceScoring,
       generationGraph,
       // The generation session uses the provider the scoring session got (no second fallback warning).
       { ...options, executionProvider: provider },
@@ -188,20 +206,29 @@ export class MistralRunner {
 
   /**
    * Per choice: the summed log-probability of all its tokens given the prompt (the first token
-   * included) and the per-token mean. Tokens follow the runner's `choiceTokenization`.
-   * The prompt runs once; its KV cache is shared by all choices. A choice that tokenizes to no
-   * tokens scores −Infinity.
+   * included) and the per-token mean. Tokens follow the runner's `choiceTokenization`, the
+   * forwards its `choiceScoring` ("shared-cache": the prompt once, its KV cache shared by all
+   * choices; "batched": one forward of all prompt + choice sequences). A choice that tokenizes
+   * to no tokens scores −Infinity. `options` override either for one call.
    */
-  scoreContinuations(
+  async scoreContinuations(
     prompt: string,
     choices: string[],
-    options: { tokenization?: ChoiceTokenization } = {},
+    options: { tokenization?: ChoiceTokenization; scoring?: ChoiceScoring } = {},
   ): Promise<ContinuationScore[]> {
+    const scoring = options.scoring ?? this.choiceScoring;
+    if (!isOneOf(CHOICE_SCORINGS, scoring)) {
+      throw new MistralOnnxError(
+        `scoring must be ${formatChoices(CHOICE_SCORINGS)}, got ${JSON.stringify(scoring)}`,
+        { field: "scoring" },
+      );
+    }
     return scoreContinuations(
       this.scoreContext(),
       prompt,
       choices,
       options.tokenization ?? this.choiceTokenization,
+      scoring,
     );
   }
 

@@ -164,4 +164,21 @@ describe("GroupQueryAttention's limit", () => {
       await r.cleanup();
     }
   });
+
+  it('several multi-token rows with an empty past are accepted: choiceScoring "batched" runs and equals "shared-cache"', async () => {
+    const r = await buildAndOpen("mistral", { fusedOps: "contrib" });
+    try {
+      const prompt = "The capital of France is";
+      const choices = [" Paris is", " London is big", " a"];
+      const batched = await r.runner.scoreContinuations(prompt, choices, { scoring: "batched" });
+      const shared = await r.runner.scoreContinuations(prompt, choices);
+      expect(batched.map((x) => x.tokens)).toEqual(shared.map((x) => x.tokens));
+      expect(batched.filter((x) => x.tokens > 1).length).toBeGreaterThan(1);
+      batched.forEach((x, i) => {
+        expect(Math.abs(x.sum - (shared[i]?.sum as number))).toBeLessThanOrEqual(1e-4 * x.tokens);
+      });
+    } finally {
+      await r.cleanup();
+    }
+  });
 });

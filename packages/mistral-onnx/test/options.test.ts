@@ -1,5 +1,7 @@
 import { describe, expect, it } from "vitest";
 import {
+  CHOICE_SCORINGS,
+  DEFAULT_CHOICE_SCORING,
   DEFAULT_DELTA_MODE,
   DEFAULT_DTYPE,
   DEFAULT_FUSED_OPS,
@@ -23,6 +25,8 @@ describe("exported option lists", () => {
     expect(FUSED_OPS).toEqual(["none", "contrib"]);
     expect(DEFAULT_FUSED_OPS).toBe("none");
     expect(EXECUTION_PROVIDERS).toEqual(["cpu", "cuda", "webgpu"]);
+    expect(CHOICE_SCORINGS).toEqual(["shared-cache", "batched"]);
+    expect(DEFAULT_CHOICE_SCORING).toBe("shared-cache");
     expect(isValidQuantBlockSize(DEFAULT_QUANT_BLOCK_SIZE)).toBe(true);
     expect([8, 24, 16.5].map(isValidQuantBlockSize)).toEqual([false, false, false]);
     expect(formatChoices(WEIGHT_QUANTS)).toBe('"none", "int8" or "int4"');
