@@ -10,11 +10,9 @@
 // here. Prints a markdown table.
 // Env: BENCH_THREADS (default 2), BENCH_PROMPT_TOKENS (default "34,110,345"), BENCH_REPS
 // (default 3), BENCH_FUSED_OPS (default "none,contrib"), BENCH_PYTHON.
-import { execFileSync } from "node:child_process";
-import { existsSync } from "node:fs";
 import { availableParallelism, cpus, loadavg, tmpdir, totalmem } from "node:os";
-import { dirname, join } from "node:path";
-import { fileURLToPath } from "node:url";
+import { join } from "node:path";
+import { smallBenchModel } from "./small-model.js";
 import {
   buildOnnxModel,
   CHOICE_SCORINGS,
@@ -23,9 +21,6 @@ import {
   MistralRunner,
 } from "../src/index.js";
 
-const HERE = dirname(fileURLToPath(import.meta.url));
-const ROOT = join(HERE, "..", "..", "..");
-const PYTHON = process.env.BENCH_PYTHON ?? join(ROOT, ".venv", "bin", "python");
 const THREADS = Number(process.env.BENCH_THREADS ?? 2);
 const PROMPT_TOKENS = (process.env.BENCH_PROMPT_TOKENS ?? "34,110,345").split(",").map(Number);
 const REPS = Number(process.env.BENCH_REPS ?? 3);
@@ -34,20 +29,7 @@ const CHOICES = [" no", " yes", " seven", " green apples"];
 const PEER: ChoiceScoring = "shared-cache";
 
 function smallModel(): string {
-  const dir = join(tmpdir(), "mistral-onnx-bench-choice-scoring-small");
-  if (!existsSync(join(dir, "model.safetensors"))) {
-    console.error(`generating the random small model in ${dir} ...`);
-    execFileSync(
-      PYTHON,
-      [
-        join(ROOT, "tools", "fixtures", "mistral-onnx", "make_bench_model.py"),
-        dir,
-        ...["--size", "1b", "--layers", "4", "--vocab", "4096"],
-      ],
-      { stdio: "inherit" },
-    );
-  }
-  return dir;
+  return smallBenchModel("mistral-onnx-bench-choice-scoring-small");
 }
 
 /** A text of about `n` tokens (BOS included) and 4 choices of different lengths. */

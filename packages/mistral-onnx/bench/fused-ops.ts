@@ -6,16 +6,14 @@
 // Env: BENCH_THREADS (default 2), BENCH_SIZES (default "tiny,small"), BENCH_DTYPES
 // (default "fp32,fp16"), BENCH_PYTHON (for generating the small model).
 import { execFileSync } from "node:child_process";
-import { existsSync } from "node:fs";
 import { rm } from "node:fs/promises";
 import { availableParallelism, cpus, loadavg, tmpdir, totalmem } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { smallBenchModel } from "./small-model.js";
 import { buildOnnxModel, FUSED_OPS, type ModelDtype } from "../src/index.js";
 
 const HERE = dirname(fileURLToPath(import.meta.url));
-const ROOT = join(HERE, "..", "..", "..");
-const PYTHON = process.env.BENCH_PYTHON ?? join(ROOT, ".venv", "bin", "python");
 const THREADS = Number(process.env.BENCH_THREADS ?? 2);
 const SIZES = (process.env.BENCH_SIZES ?? "tiny,small").split(",");
 const DTYPES = (process.env.BENCH_DTYPES ?? "fp32,fp16").split(",") as ModelDtype[];
@@ -29,20 +27,7 @@ interface WorkerRun {
 function modelDirFor(size: string): string {
   if (size === "tiny") return join(HERE, "..", "test", "fixtures", "mistral");
   if (size !== "small") throw new Error(`BENCH_SIZES: unknown size ${JSON.stringify(size)}`);
-  const dir = join(tmpdir(), "mistral-onnx-bench-fused-small");
-  if (!existsSync(join(dir, "model.safetensors"))) {
-    console.error(`generating the random small model in ${dir} ...`);
-    execFileSync(
-      PYTHON,
-      [
-        join(ROOT, "tools", "fixtures", "mistral-onnx", "make_bench_model.py"),
-        dir,
-        ...["--size", "1b", "--layers", "4", "--vocab", "4096"],
-      ],
-      { stdio: "inherit" },
-    );
-  }
-  return dir;
+  return smallBenchModel("mistral-onnx-bench-fused-small");
 }
 
 const fmt = (x: number | undefined) =>
