@@ -1,5 +1,5 @@
 import { createWriteStream, existsSync, readdirSync } from "node:fs";
-import { open, readFile, rename, rm, stat } from "node:fs/promises";
+import { copyFile, open, rename, rm, stat } from "node:fs/promises";
 import { createRequire } from "node:module";
 import { basename, dirname, join } from "node:path";
 import { pipeline } from "node:stream/promises";
@@ -63,12 +63,8 @@ export async function installCudaProviders(
       if (missing.length > 0) {
         throw new MistralOnnxError(`${src}: ${missing.join(" and ")} not found`, { file: src });
       }
-      for (const [i, l] of CUDA_PROVIDER_LIBS.entries()) {
-        await pipeline(
-          (await open(join(src, l))).createReadStream(),
-          createWriteStream(temps[i] as string),
-        );
-      }
+      for (const [i, l] of CUDA_PROVIDER_LIBS.entries())
+        await copyFile(join(src, l), temps[i] as string);
     } else {
       await extractFromWheel(src, temps);
     }
@@ -82,7 +78,13 @@ export async function installCudaProviders(
 }
 
 async function checkElf(file: string, lib: string, from: string): Promise<void> {
-  const head = (await readFile(file)).subarray(0, 4);
+  const head = Buffer.alloc(ELF_MAGIC.length);
+  const handle = await open(file, "r");
+  try {
+    await handle.read(head, 0, head.length, 0);
+  } finally {
+    await handle.close();
+  }
   if (!head.equals(ELF_MAGIC)) {
     throw new MistralOnnxError(`${from}: ${lib} is not an ELF shared library`, { file: from });
   }

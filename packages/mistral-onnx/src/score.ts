@@ -69,7 +69,7 @@ async function sharedCacheScores(
     logitsToKeep: 1,
   });
   const firstLogits = pre.logits; // vocab values: the distribution of the first choice token
-  const results: ContinuationScore[] = continuations.map(() => ({ sum: 0, mean: 0, tokens: 0 }));
+  const results: ContinuationScore[] = continuations.map(() => ({ ...NO_TOKENS }));
   // One batch-1 forward per choice against the prompt's own cache: no per-choice copy of the
   // prompt cache is ever made (the old tiled batch held 2N+1 copies at the peak, this holds 2).
   for (const [i, r] of continuations.entries()) {
@@ -92,9 +92,6 @@ async function sharedCacheScores(
     results[i] = { sum, mean: sum / r.length, tokens: r.length };
   }
   releaseKvCache(pre.present);
-  continuations.forEach((r, i) => {
-    if (r.length === 0) results[i] = { ...NO_TOKENS };
-  });
   return results;
 }
 

@@ -144,7 +144,7 @@ export function cudaLibraryProblem(
  * but is not a Node addon fails afterwards with "Module did not self-register", which means
  * "it loads".
  */
-export function dlopenError(lib: string): string | undefined {
+function dlopenError(lib: string): string | undefined {
   try {
     process.dlopen({ exports: {} } as NodeJS.Module, lib, constants.dlopen.RTLD_LAZY);
     return undefined;

@@ -1,5 +1,22 @@
 import type { GraphContext } from "./context.js";
 
+/** Angles position · inverse frequency, [B,S,D/2] in float32 (as HF computes them). */
+function rotaryAngles(
+  c: GraphContext,
+  positionIds: string,
+  headDim: number,
+  theta: number,
+  linearFactor: number,
+): string {
+  const { g, unsqueeze } = c;
+  const D = headDim;
+  const invFreq: number[] = [];
+  for (let i = 0; i < D; i += 2) invFreq.push(1 / theta ** (i / D) / linearFactor);
+  const invFreqT = g.constant("float32", invFreq.map(Math.fround));
+  const pos = unsqueeze(g.op1("Cast", [positionIds], { attrs: { to: { int: 1 } } }), [2]); // [B,S,1]
+  return g.op1("Mul", [pos, invFreqT]);
+}
+
 /**
  * Rotary tables [B,1,S,D] from position_ids (in float32, as HF computes them), and the function
  * that rotates a [B,H,S,D] tensor: x·cos + rotate_half(x)·sin, with rotate_half(x)·sin written
@@ -14,11 +31,7 @@ export function rotary(
 ): (x: string) => string {
   const { g, i64, unsqueeze, toModel } = c;
   const D = headDim;
-  const invFreq: number[] = [];
-  for (let i = 0; i < D; i += 2) invFreq.push(1 / theta ** (i / D) / linearFactor);
-  const invFreqT = g.constant("float32", invFreq.map(Math.fround));
-  const pos = unsqueeze(g.op1("Cast", [positionIds], { attrs: { to: { int: 1 } } }), [2]); // [B,S,1]
-  const freqs = g.op1("Mul", [pos, invFreqT]); // [B,S,D/2]
+  const freqs = rotaryAngles(c, positionIds, D, theta, linearFactor); // [B,S,D/2]
   const cosHalf = g.op1("Cos", [freqs]);
   const sinHalf = g.op1("Sin", [freqs]);
   const cos = toModel(
@@ -56,13 +69,10 @@ export function rotaryFused(
   theta: number,
   linearFactor: number,
 ): (x: string, heads: number) => string {
-  const { g, i64, unsqueeze, toModel } = c;
+  const { g, i64, toModel } = c;
   const D = headDim;
-  const invFreq: number[] = [];
-  for (let i = 0; i < D; i += 2) invFreq.push(1 / theta ** (i / D) / linearFactor);
-  const invFreqT = g.constant("float32", invFreq.map(Math.fround));
-  const pos = unsqueeze(g.op1("Cast", [positionIds], { attrs: { to: { int: 1 } } }), [2]); // [B,S,1]
-  const freqs = g.op1("Reshape", [g.op1("Mul", [pos, invFreqT]), i64([-1, D / 2])]); // [B·S,D/2]
+  const angles = rotaryAngles(c, positionIds, D, theta, linearFactor);
+  const freqs = g.op1("Reshape", [angles, i64([-1, D / 2])]); // [B·S,D/2]
   const cosCache = toModel(g.op1("Cos", [freqs]));
   const sinCache = toModel(g.op1("Sin", [freqs]));
   const shape = g.op1("Shape", [positionIds]);
