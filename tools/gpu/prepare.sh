@@ -11,17 +11,11 @@ cd "$(dirname "$0")/../.."
 # about 37 MiB beside the ~22 MiB working tree (the limit is 64 MiB).
 D=.gpu-stage
 rm -rf "$D" .gpu && mkdir -p "$D/node_modules/@merge" .gpu
-npx esbuild apps/submit/src/cli.ts --bundle --platform=node --format=esm --target=node20 \
-  --outfile="$D/cli.mjs" --conditions=source --external:onnxruntime-node --external:onnx-proto \
-  --log-level=warning \
-  --banner:js="import { createRequire as __cr } from 'node:module'; const require = __cr(import.meta.url);"
-npx esbuild packages/mistral-onnx/bench/provider-check.ts --bundle --platform=node --format=esm \
-  --target=node20 --outfile="$D/provider-check.mjs" --conditions=source --external:onnxruntime-node \
-  --external:onnx-proto --log-level=warning \
-  --banner:js="import { createRequire as __cr } from 'node:module'; const require = __cr(import.meta.url);"
-npx esbuild packages/mistral-onnx/src/bin/enable-cuda.ts --bundle --platform=node --format=esm \
-  --target=node20 --outfile="$D/enable-cuda.mjs" --conditions=source --external:onnxruntime-node \
-  --log-level=warning \
+# One esbuild call bundles the three programs the device runs: .gpu-stage/{cli,provider-check,enable-cuda}.mjs.
+npx esbuild apps/submit/src/cli.ts packages/mistral-onnx/bench/provider-check.ts \
+  packages/mistral-onnx/src/bin/enable-cuda.ts --bundle --platform=node --format=esm --target=node20 \
+  --outdir="$D" --entry-names='[name]' --out-extension:.js=.mjs --conditions=source \
+  --external:onnxruntime-node --external:onnx-proto --log-level=warning \
   --banner:js="import { createRequire as __cr } from 'node:module'; const require = __cr(import.meta.url);"
 cp ../shared/starter-kit/test.csv "$D/test.csv" # carried for the run, never committed
 MTJ=${MISTRAL_TOKENIZER_JS:-/tmp/mtj/node_modules/mistral-tokenizer-js/mistral-tokenizer.js}
